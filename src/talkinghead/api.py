@@ -1,0 +1,70 @@
+"""The Python API: what the CLI does, callable from code.
+
+>>> from talkinghead import api
+>>> summary = api.prepare(["videos/"], "dataset/", size=256, workers=2)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from talkinghead.config import PrepareConfig, load_config
+from talkinghead.data.prepare import PrepareSummary, prepare_dataset
+from talkinghead.errors import InputError
+from talkinghead.inference.sketch_video import SketchStats, write_sketch_video
+from talkinghead.io.images import IMAGE_EXTENSIONS, read_image
+from talkinghead.io.video import VideoReader
+
+
+def prepare_config(config_file: str | Path | None = None, **overrides: Any) -> PrepareConfig:
+    """Defaults, then a YAML file, then keyword overrides (``tracker={"upsample": 1}`` or ``size=128``)."""
+    return load_config(PrepareConfig, yaml_file=config_file, overrides={k: v for k, v in overrides.items() if v is not None})
+
+
+def prepare(
+    srcs: list[str | Path],
+    out: str | Path,
+    config_file: str | Path | None = None,
+    shard: tuple[int, int] = (0, 1),
+    progress: bool = True,
+    **overrides: Any,
+) -> PrepareSummary:
+    """Raw videos/photos → training dataset; see :func:`talkinghead.data.prepare_dataset`."""
+    cfg = prepare_config(config_file, **overrides)
+    return prepare_dataset(srcs, out, cfg, shard=shard, progress=progress)
+
+
+def sketch(
+    src: str | Path, out: str | Path, config_file: str | Path | None = None, progress: bool = True, **overrides: Any
+) -> SketchStats:
+    """Write the landmark-sketch video of ``src`` (a video, or an image for a one-frame video) to ``out``."""
+    cfg = prepare_config(config_file, **overrides)
+    src = Path(src)
+    if src.suffix.lower() in IMAGE_EXTENSIONS:
+        return write_sketch_video([read_image(src)], out, fps=1.0, cfg=cfg, progress=progress)
+    with VideoReader(src) as reader:
+        return write_sketch_video(
+            reader, out, fps=reader.info.fps, cfg=cfg, audio_from=src if reader.info.has_audio else None,
+            progress=progress, total=reader.info.n_frames or None,
+        )
+
+
+def check_output_path(out: str | Path, inputs: list[str | Path] = ()) -> Path:  # type: ignore[assignment]
+    """Fail early (before any compute) when ``out`` cannot be written or would overwrite an input."""
+    out = Path(out)
+    resolved = out.resolve()
+    for src in inputs:
+        if Path(src).resolve() == resolved:
+            raise InputError(f"refusing to overwrite the input {src} with the output")
+    parent = resolved.parent
+    probe = parent
+    while not probe.exists():
+        probe = probe.parent
+    import os
+
+    if not probe.is_dir() or not os.access(probe, os.W_OK):
+        raise InputError(f"cannot write {out}: {probe} is not a writable folder")
+    if out.is_dir():
+        raise InputError(f"cannot write {out}: it is a folder")
+    return out

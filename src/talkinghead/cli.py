@@ -1,0 +1,164 @@
+"""The ``talkinghead`` command: parses arguments, calls :mod:`talkinghead.api`, maps errors to exit codes.
+
+Exit codes: 0 success, 2 bad input (one line on stderr; ``--debug`` shows the traceback), 1 anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from talkinghead import __version__
+from talkinghead.errors import InputError, TalkingHeadError
+
+
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard expects i/N (e.g. 0/4), got {text!r}") from None
+    if not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"--shard {text}: need 0 <= i < N")
+    return i, n
+
+
+def _positive(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {v}")
+    return v
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too; keep it short)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _add_face_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--size", type=_positive, help="side of the square face crop in pixels (default 256)")
+    p.add_argument("--margin", type=float, help="crop side as a multiple of the face size (default 1.9)")
+    p.add_argument("--face-index", type=int, help="which face to follow: 0 = largest (default), 1 = next, ...")
+    p.add_argument("--detect-every", type=_positive, help="re-detect the face at least every N frames (default 25)")
+    p.add_argument("--smoothing", type=float, help="landmark smoothing, One-Euro min cut-off in Hz; 0 = off")
+    p.add_argument("--config", help="YAML file with settings (overridden by the options given here)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any setting, e.g. --set tracker.upsample=1 (repeatable)")
+
+
+def _face_overrides(args: argparse.Namespace) -> dict[str, object]:
+    from talkinghead.config import parse_overrides
+
+    over: dict[str, object] = parse_overrides(args.set)
+    for name in ("size", "margin"):
+        if getattr(args, name, None) is not None:
+            over[name] = getattr(args, name)
+    for name, key in (("face_index", "face_index"), ("detect_every", "detect_every"), ("smoothing", "smoothing")):
+        if getattr(args, name, None) is not None:
+            over[f"tracker.{key}"] = getattr(args, name)
+    return over
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="talkinghead", description="Few-shot neural talking heads.")
+    parser.add_argument("--version", action="version", version=f"talkinghead {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("prepare", help="raw videos/photos → training dataset",
+                       description="Track faces in videos (identity/.../clip.mp4 folders or CSV path,identity "
+                                   "manifests) and write a dataset of face crops with landmarks.")
+    p.add_argument("src", nargs="+", help="folders, CSV manifests (path,identity[,split]) or files")
+    p.add_argument("--out", required=True, help="dataset folder (created; re-running resumes)")
+    p.add_argument("--workers", type=_positive, help="parallel processes (default 2)")
+    p.add_argument("--shard", type=_shard, default=(0, 1), help="prepare only part i of N (for several machines)")
+    p.add_argument("--stride", type=_positive, help="keep every N-th frame (default 1)")
+    p.add_argument("--max-frames", type=int, help="keep at most N frames per clip, evenly spaced (default: all)")
+    p.add_argument("--min-frames", type=_positive, help="skip clips with fewer usable frames (default 16)")
+    p.add_argument("--no-progress", action="store_true")
+    _add_face_options(p)
+
+    p = sub.add_parser("sketch", help="write the landmark-sketch video of a video or photo")
+    p.add_argument("src", help="a video or an image")
+    p.add_argument("--out", required=True, help="output .mp4")
+    p.add_argument("--no-progress", action="store_true")
+    _add_face_options(p)
+
+    p = sub.add_parser("demo", help="run the pipeline on the built-in example (scikit-image's astronaut)")
+    p.add_argument("--out", default="demo.mp4", help="output .mp4 (default demo.mp4)")
+    p.add_argument("--no-progress", action="store_true")
+    return parser
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from talkinghead import api
+
+    over = _face_overrides(args)
+    for name in ("workers", "stride", "max_frames", "min_frames"):
+        if getattr(args, name) is not None:
+            over[name] = getattr(args, name)
+    summary = api.prepare(args.src, args.out, config_file=args.config, shard=args.shard,
+                          progress=not args.no_progress, **over)
+    print(
+        f"prepared {summary.clips_kept} clip(s) of {summary.clips_total} "
+        f"({summary.clips_resumed} from an earlier run), skipped {summary.clips_skipped}, errors {summary.clips_error}; "
+        f"{summary.frames_out} frames written, {summary.frames_no_face} without a face; "
+        f"{summary.frames_per_second:.1f} frames/s; {summary.bytes_on_disk / 2**20:.1f} MiB in {args.out}"
+    )
+    if summary.errors:
+        print(f"talkinghead: {len(summary.errors)} input(s) could not be used (see above and the report)",
+              file=sys.stderr)
+        return 2
+    return 0
+
+
+def _cmd_sketch(args: argparse.Namespace) -> int:
+    from talkinghead import api
+
+    api.check_output_path(args.out, [args.src])
+    stats = api.sketch(args.src, args.out, config_file=args.config, progress=not args.no_progress,
+                       **_face_overrides(args))
+    print(f"wrote {args.out}: {stats.frames} frames ({stats.frames_no_face} without a face), {stats.fps:.1f} frames/s")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from talkinghead import api
+    from talkinghead.data.examples import astronaut_video
+    from talkinghead.inference.sketch_video import write_sketch_video
+
+    api.check_output_path(args.out)
+    frames, _ = astronaut_video(seconds=4.0)
+    t0 = time.perf_counter()
+    stats = write_sketch_video(frames, args.out, fps=25.0, progress=not args.no_progress)
+    print(f"wrote {Path(args.out).resolve()}: {stats.frames} frames of the astronaut with tracked landmark sketches "
+          f"({stats.fps:.1f} frames/s, {time.perf_counter() - t0:.1f} s)")
+    return 0
+
+
+COMMANDS = {"prepare": _cmd_prepare, "sketch": _cmd_sketch, "demo": _cmd_demo}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except TalkingHeadError as exc:
+        if args.debug:
+            raise
+        print(f"talkinghead: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("talkinghead: interrupted", file=sys.stderr)
+        return 130
+    except (OSError, ValueError, RuntimeError) as exc:
+        if args.debug:
+            raise
+        print(f"talkinghead: error: {exc.__class__.__name__}: {exc}", file=sys.stderr)
+        return 1

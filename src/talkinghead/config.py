@@ -1,0 +1,183 @@
+"""One config system: dataclasses, filled from YAML presets and ``key=value`` overrides.
+
+``load_config(PrepareConfig, preset="default", yaml_file=None, overrides={"size": 128})`` merges, in order:
+the dataclass defaults, a packaged preset (``talkinghead/presets/<section>-<name>.yaml``), a user YAML file,
+then explicit overrides. Unknown keys are errors, so a typo never silently does nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from talkinghead.errors import InputError
+
+T = TypeVar("T")
+
+
+@dataclass
+class TrackerConfig:
+    """Face tracking through a video (see :mod:`talkinghead.faces.track`)."""
+
+    detect_every: int = 25
+    """Re-run the face detector at least every N frames (between, the box follows the landmarks)."""
+    detect_max_side: int = 640
+    """Frames are downscaled so their longer side is at most this before detection (speed on 720p+)."""
+    upsample: int = 0
+    """dlib HOG pyramid upsampling: 1 finds faces down to ~40 px at 4x the cost."""
+    redetect_iou: float = 0.6
+    """Re-detect when the landmark box overlaps the previous one by less than this (a jump = a bad fit)."""
+    face_index: int = 0
+    """Which face to follow when several are found: 0 = largest, 1 = second largest, ..."""
+    smoothing: float = 1.0
+    """One-Euro filter min cut-off in Hz (lower = smoother); 0 disables temporal smoothing."""
+
+
+@dataclass
+class PrepareConfig:
+    """Raw videos → training dataset (see :mod:`talkinghead.data.prepare`)."""
+
+    size: int = 256
+    """Side of the square face crops written to the dataset, in pixels."""
+    margin: float = 1.9
+    """Crop side = margin x the face's landmark extent (VoxCeleb-like: face centred, hair and neck visible)."""
+    shift_up: float = 0.1
+    """Move the crop centre up by this fraction of the face extent (landmarks stop at the brows)."""
+    jpeg_quality: int = 90
+    min_frames: int = 16
+    """Clips with fewer usable frames (faces found) are skipped."""
+    stride: int = 1
+    """Keep every N-th frame (VoxCeleb2 at full rate is ~200 M frames; a stride of 2-5 is plenty for training)."""
+    max_frames: int = 0
+    """Keep at most this many frames per clip, evenly spaced (0 = no limit)."""
+    workers: int = 2
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+
+
+def _coerce(tp: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise InputError(f"config: {where} must be a mapping, got {value!r}")
+        return from_dict(tp, value, prefix=f"{where}.")
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(args[0], value, where)
+    if origin in (list, tuple):
+        (inner, *_) = typing.get_args(tp) or (Any,)
+        seq = value if isinstance(value, (list, tuple)) else [value]
+        out = [_coerce(inner, v, where) for v in seq]
+        return tuple(out) if origin is tuple else out
+    try:
+        if tp is bool and isinstance(value, str):
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if tp in (int, float, str, bool):
+            if tp is int and isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return tp(value)
+    except (TypeError, ValueError):
+        raise InputError(f"config: {where} expects {tp.__name__}, got {value!r}") from None
+    return value
+
+
+def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
+    """Build dataclass ``cls`` from a (possibly partial, possibly nested) mapping; unknown keys raise."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = set(data) - names
+    if unknown:
+        raise InputError(f"config: unknown key(s) {', '.join(prefix + k for k in sorted(unknown))}")
+    kwargs = {k: _coerce(hints[k], v, prefix + k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    return dataclasses.asdict(obj)
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _dotted(overrides: dict[str, Any]) -> dict[str, Any]:
+    """``{"tracker.upsample": 1}`` → ``{"tracker": {"upsample": 1}}``."""
+    out: dict[str, Any] = {}
+    for key, value in overrides.items():
+        node = out
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return out
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise InputError(f"cannot read config {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"config {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InputError(f"config {path} must hold a mapping at the top level")
+    return data
+
+
+def preset_names(section: str) -> list[str]:
+    folder = resources.files("talkinghead") / "presets"
+    return sorted(p.name[len(section) + 1 : -5] for p in folder.iterdir() if p.name.startswith(section + "-"))
+
+
+def load_config(
+    cls: type[T],
+    section: str | None = None,
+    preset: str | None = None,
+    yaml_file: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> T:
+    data: dict[str, Any] = {}
+    if preset is not None:
+        if section is None:
+            raise ValueError("a preset needs a section")
+        res = resources.files("talkinghead") / "presets" / f"{section}-{preset}.yaml"
+        if not res.is_file():
+            names = ", ".join(preset_names(section)) or "none"
+            raise InputError(f"unknown {section} preset {preset!r} (available: {names})")
+        data = _deep_merge(data, yaml.safe_load(res.read_text()) or {})
+    if yaml_file is not None:
+        data = _deep_merge(data, read_yaml(yaml_file))
+    if overrides:
+        data = _deep_merge(data, _dotted(overrides))
+    return from_dict(cls, data)
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["size=128", "tracker.upsample=1"]`` → mapping; values parsed as YAML scalars."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise InputError(f"override {item!r} must look like key=value")
+        key, value = item.split("=", 1)
+        out[key.strip()] = yaml.safe_load(value)
+    return out

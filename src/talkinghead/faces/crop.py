@@ -1,0 +1,70 @@
+"""Square face crops: one stable box per clip (VoxCeleb-like framing), kept so results can be pasted back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class CropBox:
+    """A square region of the original frame: top-left ``(x0, y0)`` and ``side``, in frame pixels (may exceed it)."""
+
+    x0: float
+    y0: float
+    side: float
+
+    def as_array(self) -> np.ndarray:
+        return np.array([self.x0, self.y0, self.side], dtype=np.float32)
+
+
+def face_crop_box(landmarks: np.ndarray, margin: float = 1.9, shift_up: float = 0.1) -> CropBox:
+    """One square box for a face or a whole clip of faces.
+
+    ``landmarks``: ``(68, 2)`` or ``(T, 68, 2)``. The box is centred on the median face centre (moved up by
+    ``shift_up`` x face size, since landmarks stop at the brows); its side is ``margin`` x the 90th percentile of
+    the per-frame landmark extent, plus the 5-95 % range of the face centre's motion, so a moving head stays in.
+    """
+    lmk = np.asarray(landmarks, dtype=np.float64)
+    if lmk.ndim == 2:
+        lmk = lmk[None]
+    lo, hi = lmk.min(axis=1), lmk.max(axis=1)
+    centers = (lo + hi) / 2
+    extent = (hi - lo).max(axis=1)
+    size = float(np.percentile(extent, 90))
+    motion = np.percentile(centers, 95, axis=0) - np.percentile(centers, 5, axis=0)
+    side = margin * size + float(motion.max())
+    cx, cy = np.median(centers, axis=0)
+    cy -= shift_up * size
+    return CropBox(float(cx - side / 2), float(cy - side / 2), float(side))
+
+
+def crop_image(frame: np.ndarray, box: CropBox, size: int) -> np.ndarray:
+    """Cut ``box`` out of ``frame`` and resize to ``(size, size)``; parts outside the frame repeat its border."""
+    h, w = frame.shape[:2]
+    x0, y0 = int(round(box.x0)), int(round(box.y0))
+    side = max(1, int(round(box.side)))
+    x1, y1 = x0 + side, y0 + side
+    pad = (max(0, -y0), max(0, y1 - h), max(0, -x0), max(0, x1 - w))
+    region = frame[max(0, y0) : min(h, y1), max(0, x0) : min(w, x1)]
+    if any(pad):
+        if region.size == 0:
+            region = np.zeros((side, side) + frame.shape[2:], dtype=frame.dtype)
+        else:
+            region = cv2.copyMakeBorder(region, *pad, borderType=cv2.BORDER_REPLICATE)
+    interp = cv2.INTER_AREA if side > size else cv2.INTER_CUBIC
+    return cv2.resize(region, (size, size), interpolation=interp)
+
+
+def to_crop_coords(points: np.ndarray, box: CropBox, size: int) -> np.ndarray:
+    """Frame pixels → crop pixels (uses the same rounding as :func:`crop_image`)."""
+    x0, y0, side = round(box.x0), round(box.y0), max(1, round(box.side))
+    return ((np.asarray(points, dtype=np.float32) - np.array([x0, y0], np.float32)) * (size / side)).astype(np.float32)
+
+
+def to_frame_coords(points: np.ndarray, box: CropBox, size: int) -> np.ndarray:
+    """Crop pixels → frame pixels; the inverse of :func:`to_crop_coords`."""
+    x0, y0, side = round(box.x0), round(box.y0), max(1, round(box.side))
+    return (np.asarray(points, dtype=np.float32) * (side / size) + np.array([x0, y0], np.float32)).astype(np.float32)

@@ -1,0 +1,52 @@
+"""68-point facial landmarks (iBUG 300-W convention) with dlib's shape predictor.
+
+Landmarks are ``(68, 2) float32`` arrays of ``(x, y)`` pixel coordinates, 0-based.
+Index ranges: jaw 0-16, brows 17-21 / 22-26, nose bridge 27-30, nostrils 31-35, eyes 36-41 / 42-47,
+outer lips 48-59, inner lips 60-67.
+"""
+
+from __future__ import annotations
+
+import dlib
+import numpy as np
+
+from talkinghead.errors import NoFaceError
+from talkinghead.faces.detect import FaceDetector, to_gray
+from talkinghead.faces.models import LANDMARKS_68, model_file
+
+_PREDICTORS: dict[str, dlib.shape_predictor] = {}
+
+
+class LandmarkPredictor:
+    """dlib's 68-point shape predictor; the model file is loaded once per process."""
+
+    def __init__(self) -> None:
+        path = str(model_file(LANDMARKS_68))
+        if path not in _PREDICTORS:
+            _PREDICTORS[path] = dlib.shape_predictor(path)
+        self._predictor = _PREDICTORS[path]
+
+    def predict(self, frame: np.ndarray, box: tuple[float, float, float, float] | np.ndarray) -> np.ndarray:
+        """Landmarks of the face in ``box = (x0, y0, x1, y1)`` (a detector-style box), ``(68, 2) float32``."""
+        x0, y0, x1, y1 = (float(v) for v in box)
+        rect = dlib.rectangle(int(round(x0)), int(round(y0)), int(round(x1)) - 1, int(round(y1)) - 1)
+        shape = self._predictor(to_gray(frame), rect)
+        return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
+
+
+def landmark_box(landmarks: np.ndarray) -> np.ndarray:
+    """Axis-aligned bounds ``(x0, y0, x1, y1)`` of a landmark set."""
+    return np.concatenate([landmarks.min(axis=0), landmarks.max(axis=0)]).astype(np.float32)
+
+
+def detect_landmarks(
+    image: np.ndarray, face_index: int = 0, detector: FaceDetector | None = None, source: str = "image"
+) -> np.ndarray:
+    """Landmarks of one face in a still image (``face_index`` 0 = largest face); raises :class:`NoFaceError`."""
+    detector = detector or FaceDetector(max_side=1024, upsample=1)
+    faces = detector.detect(image)
+    if not faces:
+        raise NoFaceError(f"no face found in {source}")
+    if face_index >= len(faces):
+        raise NoFaceError(f"{source} has {len(faces)} face(s); --face-index {face_index} is out of range")
+    return LandmarkPredictor().predict(image, faces[face_index].box)

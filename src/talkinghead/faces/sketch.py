@@ -1,0 +1,50 @@
+"""Rasterise 68 landmarks into the paper's conditioning image: each facial part in its own colour on black.
+
+The same function draws training sketches and inference sketches, so the two never drift apart.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+# (first index, last index inclusive, closed contour, RGB colour)
+PARTS: tuple[tuple[str, int, int, bool, tuple[int, int, int]], ...] = (
+    ("jaw", 0, 16, False, (255, 255, 255)),
+    ("right_brow", 17, 21, False, (255, 140, 0)),
+    ("left_brow", 22, 26, False, (255, 220, 0)),
+    ("nose_bridge", 27, 30, False, (0, 120, 255)),
+    ("nostrils", 30, 35, False, (0, 220, 255)),
+    ("right_eye", 36, 41, True, (0, 255, 60)),
+    ("left_eye", 42, 47, True, (170, 255, 0)),
+    ("outer_lips", 48, 59, True, (255, 0, 90)),
+    ("inner_lips", 60, 67, True, (220, 0, 255)),
+)
+
+_SHIFT = 4  # sub-pixel precision bits for OpenCV's drawing
+
+
+def line_width(size: int) -> int:
+    """Stroke width for a sketch whose longer side is ``size`` pixels: 1 px at 64-128, 2 at 256, 4 at 512."""
+    return max(1, int(round(size / 128)))
+
+
+def draw_sketch(landmarks: np.ndarray, size: int | tuple[int, int], thickness: int | None = None) -> np.ndarray:
+    """``(68, 2)`` landmarks in pixels → ``(H, W, 3) uint8`` RGB sketch; ``size`` is ``S`` or ``(H, W)``."""
+    h, w = (size, size) if isinstance(size, int) else size
+    canvas = np.zeros((h, w, 3), dtype=np.uint8)
+    lmk = np.asarray(landmarks, dtype=np.float64)
+    if lmk.shape != (68, 2):
+        raise ValueError(f"expected (68, 2) landmarks, got {lmk.shape}")
+    if not np.isfinite(lmk).all():
+        return canvas
+    pts = np.round(lmk * (1 << _SHIFT)).astype(np.int32)
+    t = thickness or line_width(max(h, w))
+    for _, a, b, closed, colour in PARTS:
+        cv2.polylines(canvas, [pts[a : b + 1]], closed, colour, thickness=t, lineType=cv2.LINE_AA, shift=_SHIFT)
+    return canvas
+
+
+def draw_sketches(landmarks: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+    """``(T, 68, 2)`` → ``(T, H, W, 3) uint8``."""
+    return np.stack([draw_sketch(lmk, size) for lmk in landmarks])

@@ -1,0 +1,1 @@
+"""Video-to-video pipelines built on the models and the face tools."""
