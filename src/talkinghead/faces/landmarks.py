@@ -43,8 +43,8 @@ def detect_landmarks(
     image: np.ndarray, face_index: int = 0, detector: FaceDetector | None = None, source: str = "image"
 ) -> np.ndarray:
     """Landmarks of one face in a still image (``face_index`` 0 = largest face); raises :class:`NoFaceError`."""
-    detector = detector or FaceDetector(max_side=1024, upsample=1)
-    faces = detector.detect(image)
+    detector = detector or FaceDetector(max_side=1024)
+    faces = detector.detect_thorough(image)
     if not faces:
         raise NoFaceError(f"no face found in {source}")
     if face_index >= len(faces):

@@ -179,6 +179,8 @@ class VideoWriter:
         for k, v in self.metadata.items():
             self._container.metadata[k] = v
         self._stream: av.video.stream.VideoStream | None = None
+        self._audio_src: av.container.InputContainer | None = None
+        self._audio_out: av.audio.stream.AudioStream | None = None
         self.frames_written = 0
         self._closed = False
 
@@ -189,6 +191,23 @@ class VideoWriter:
         stream.pix_fmt = "yuv420p"
         stream.options = {"crf": str(self.crf), "preset": self.preset}
         self._stream = stream
+        self._audio_src, self._audio_out = self._open_audio()
+
+    def _open_audio(self) -> tuple[av.container.InputContainer | None, av.audio.stream.AudioStream | None]:
+        """Open the audio source and add the output AAC stream (must happen before the first packet is muxed)."""
+        if self.audio_from is None:
+            return None, None
+        try:
+            src = av.open(str(self.audio_from))
+        except (av.error.FFmpegError, OSError):
+            return None, None
+        if not src.streams.audio:
+            src.close()
+            return None, None
+        ctx = src.streams.audio[0].codec_context
+        out = self._container.add_stream("aac", rate=ctx.sample_rate or 44100)
+        out.layout = "mono" if ctx.channels == 1 else "stereo"
+        return src, out
 
     def write(self, frame: np.ndarray) -> None:
         if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
@@ -205,41 +224,38 @@ class VideoWriter:
         self.frames_written += 1
 
     def _mux_audio(self) -> None:
-        assert self.audio_from is not None
-        duration = self.frames_written / self.fps
-        try:
-            src = av.open(str(self.audio_from))
-        except (av.error.FFmpegError, OSError):
+        """Re-encode the source's audio into the output, cut to the video's duration."""
+        src, out_audio = self._audio_src, self._audio_out
+        if src is None or out_audio is None:
             return
+        rate = out_audio.codec_context.sample_rate
+        layout = out_audio.layout.name
+        resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+        samples_left = int(round(self.frames_written / self.fps * rate))
+        pts = 0
         try:
-            if not src.streams.audio:
-                return
-            in_audio = src.streams.audio[0]
-            rate = in_audio.codec_context.sample_rate or 44100
-            out_audio = self._container.add_stream("aac", rate=rate)
-            out_audio.layout = "mono" if in_audio.codec_context.channels == 1 else "stereo"
-            resampler = av.AudioResampler(format="fltp", layout=out_audio.layout, rate=rate)
-            samples_left = int(round(duration * rate))
-            for frame in src.decode(in_audio):
+            for frame in src.decode(src.streams.audio[0]):
                 if samples_left <= 0:
                     break
                 frame.pts = None
                 for rf in resampler.resample(frame):
                     if rf.samples > samples_left:
-                        arr = rf.to_ndarray()[:, :samples_left]
-                        rf = av.AudioFrame.from_ndarray(np.ascontiguousarray(arr), format="fltp", layout=out_audio.layout)
+                        arr = np.ascontiguousarray(rf.to_ndarray()[:, :samples_left])
+                        rf = av.AudioFrame.from_ndarray(arr, format="fltp", layout=layout)
                         rf.sample_rate = rate
+                    rf.pts = pts
+                    pts += rf.samples
                     samples_left -= rf.samples
                     for packet in out_audio.encode(rf):
                         self._container.mux(packet)
                     if samples_left <= 0:
                         break
-            for packet in out_audio.encode(None):
-                self._container.mux(packet)
         except (av.error.FFmpegError, OSError):
             pass  # a broken audio track must not cost the user the video
         finally:
             src.close()
+        for packet in out_audio.encode(None):
+            self._container.mux(packet)
 
     def close(self) -> Path:
         """Finish the file and move it into place; returns the final path."""
@@ -251,8 +267,7 @@ class VideoWriter:
                 raise ValueError("no frame was written")
             for packet in self._stream.encode(None):
                 self._container.mux(packet)
-            if self.audio_from is not None:
-                self._mux_audio()
+            self._mux_audio()
             self._container.close()
         except BaseException as exc:
             self._container.close()

