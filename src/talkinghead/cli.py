@@ -89,6 +89,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     _add_face_options(p)
 
+    p = sub.add_parser("train", help="meta-learn the embedder, generator and discriminator on a prepared dataset",
+                       description="Meta-learning (Zakharov et al. 2019, §3.2). Under torchrun it runs "
+                                   "DistributedDataParallel over all processes.")
+    p.add_argument("--data", required=True, help="a dataset written by `talkinghead prepare`")
+    p.add_argument("--out", required=True, help="run folder: checkpoints, samples, TensorBoard logs")
+    p.add_argument("--preset", default="tiny", help="tiny (64²), small (128²) or paper (256²)")
+    p.add_argument("--steps", type=_positive, help="train until this step (default from the preset)")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    p.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, ...")
+    p.add_argument("--batch-size", type=_positive)
+    p.add_argument("--config", help="YAML file with settings (overridden by the options given here)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any setting, e.g. --set optim.lr_g=1e-4 --set model.width=16 (repeatable)")
+    p.add_argument("--no-progress", action="store_true")
+
     p = sub.add_parser("demo", help="run the pipeline on the built-in example (scikit-image's astronaut)")
     p.add_argument("--out", default="demo.mp4", help="output .mp4 (default demo.mp4)")
     p.add_argument("--no-progress", action="store_true")
@@ -141,7 +156,24 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"prepare": _cmd_prepare, "sketch": _cmd_sketch, "demo": _cmd_demo}
+def _cmd_train(args: argparse.Namespace) -> int:
+    from talkinghead import api
+    from talkinghead.config import parse_overrides
+
+    over = parse_overrides(args.set)
+    for name, key in (("steps", "steps"), ("device", "device"), ("batch_size", "batch_size")):
+        if getattr(args, name) is not None:
+            over[key] = getattr(args, name)
+    result = api.train(args.data, args.out, preset=args.preset, config_file=args.config, resume=args.resume,
+                       progress=not args.no_progress, **over)
+    if result is not None:
+        losses = ", ".join(f"{k} {v:.4f}" for k, v in result.losses.items() if k in ("g_total", "content", "d_hinge"))
+        print(f"trained {result.steps_done} step(s) to step {result.last_step} ({result.images_per_second:.1f} "
+              f"images/s); {losses}; checkpoint {result.checkpoint}")
+    return 0
+
+
+COMMANDS = {"prepare": _cmd_prepare, "sketch": _cmd_sketch, "train": _cmd_train, "demo": _cmd_demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,6 +8,7 @@ then explicit overrides. Unknown keys are errors, so a typo never silently does 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -59,6 +60,99 @@ class PrepareConfig:
     """Keep at most this many frames per clip, evenly spaced (0 = no limit)."""
     workers: int = 2
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
+
+
+@dataclass
+class ModelConfig:
+    resolution: int = 64
+    """Side of the square images the networks see."""
+    width: int = 32
+    """Channels of the first block; later blocks double it up to 8x (the paper: 64 → 512 at 256²)."""
+    embed_dim: int = 256
+    """Size of the person embedding ê (the paper: 512)."""
+    gen_downs: int = 3
+    """Downsampling blocks in the generator's encoder (64² / 2³ = 8²)."""
+    gen_res_blocks: int = 2
+    """AdaIN residual blocks at the bottleneck."""
+    attention_res: int = 16
+    """Self-attention after the block whose output has this resolution (E, D and both halves of G)."""
+    proj_layers: int = 1
+    """Layers of the projection P: ê → AdaIN parameters (1 = the paper's matrix, 2 = an MLP)."""
+
+    def __post_init__(self) -> None:
+        if self.resolution < 16 or self.resolution & (self.resolution - 1):
+            raise ValueError(f"resolution must be a power of two >= 16, got {self.resolution}")
+        if self.resolution >> self.gen_downs < 4:
+            raise ValueError("too many generator downsampling blocks for this resolution")
+
+    @property
+    def encoder_downs(self) -> int:
+        """Downsampling blocks in the embedder and discriminator: down to 4x4."""
+        return int(math.log2(self.resolution // 4))
+
+
+@dataclass
+class LossConfig:
+    """Loss weights. The paper: VGG19 1.5e-1 and VGGFace 2.5e-2 on Caffe-style inputs, FM 10, match 80.
+
+    Our offline stand-ins (VGG16 from HED, FaceNet) have other activation scales; see
+    :mod:`talkinghead.losses.perceptual` for how their weights were set.
+    """
+
+    vgg: float = 1.5e-1
+    face: float = 2.5e-2
+    adversarial: float = 1.0
+    feature_matching: float = 10.0
+    match: float = 80.0
+    vgg_layers: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")
+    vgg_weights: str | None = None
+    """A file with torchvision VGG19 weights (.safetensors, or .pth read with weights_only) to use the paper's
+    VGG19 instead of our VGG16 stand-in."""
+    face_weights: str | None = None
+    """A VGGFace (VGG16 layout) weights file to use instead of the FaceNet stand-in."""
+
+
+@dataclass
+class OptimConfig:
+    lr_g: float = 5e-5
+    """Embedder and generator (the paper: 5e-5)."""
+    lr_d: float = 2e-4
+    """Discriminator (the paper: 2e-4)."""
+    beta1: float = 0.5
+    beta2: float = 0.999
+    d_steps: int = 1
+    """Discriminator updates per generator update."""
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    k: int = 8
+    """Source frames per episode (the target frame is never among them)."""
+    batch_size: int = 4
+    """Episodes per step and process."""
+    steps: int = 10000
+    seed: int = 0
+    flip: bool = True
+    """Mirror whole episodes at random (landmarks permuted left↔right)."""
+    use_photos: bool = True
+    """Also draw episodes from photo sets (several photos of one person) when the dataset has them."""
+    workers: int = 2
+    """Data-loading processes per training process (0 = load in the main process)."""
+    device: str = "auto"
+    amp: str = "auto"
+    """Mixed precision: "bf16", "fp16", "off", or "auto" (bf16 on CUDA, off on CPU)."""
+    compile: str = "auto"
+    """torch.compile: "on", "off", or "auto" (on for CUDA)."""
+    channels_last: bool = True
+    log_every: int = 10
+    sample_every: int = 200
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+    val_split: str = "val"
+    """Split whose identities fill the validation half of the sample grids."""
 
 
 def _coerce(tp: Any, value: Any, where: str) -> Any:

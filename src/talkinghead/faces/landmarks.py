@@ -50,3 +50,27 @@ def detect_landmarks(
     if face_index >= len(faces):
         raise NoFaceError(f"{source} has {len(faces)} face(s); --face-index {face_index} is out of range")
     return LandmarkPredictor().predict(image, faces[face_index].box)
+
+
+def _mirror_permutation() -> np.ndarray:
+    pairs = [(i, 16 - i) for i in range(8)]  # jaw
+    pairs += [(17 + i, 26 - i) for i in range(5)]  # brows
+    pairs += [(31, 35), (32, 34)]  # nostrils
+    pairs += [(36, 45), (37, 44), (38, 43), (39, 42), (40, 47), (41, 46)]  # eyes
+    pairs += [(48, 54), (49, 53), (50, 52), (55, 59), (56, 58)]  # outer lips
+    pairs += [(60, 64), (61, 63), (65, 67)]  # inner lips
+    perm = np.arange(68)
+    for a, b in pairs:
+        perm[a], perm[b] = b, a
+    return perm
+
+
+MIRROR_68 = _mirror_permutation()
+"""Index permutation that keeps landmark semantics after a horizontal flip (the left eye becomes the right eye)."""
+
+
+def mirror_landmarks(landmarks: np.ndarray, width: float) -> np.ndarray:
+    """Landmarks ``(..., 68, 2)`` of the horizontally flipped image (pixel centres: x → width - 1 - x)."""
+    out = np.asarray(landmarks, dtype=np.float32)[..., MIRROR_68, :].copy()
+    out[..., 0] = (width - 1) - out[..., 0]
+    return out

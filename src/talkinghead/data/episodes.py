@@ -1,0 +1,109 @@
+"""Meta-learning episodes from a prepared dataset: K source frames and one target frame of the same video.
+
+Sampling is a pure function of ``(seed, sample number)``, so a resumed run draws exactly the batches the
+interrupted one would have drawn, whatever the number of data-loading workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from talkinghead.data.dataset import Clip, PreparedDataset
+from talkinghead.faces.landmarks import mirror_landmarks
+from talkinghead.faces.sketch import draw_sketch
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """``(..., H, W, 3) uint8`` → ``(..., 3, H, W) float32`` in [-1, 1]."""
+    t = torch.from_numpy(np.ascontiguousarray(images)).float().div_(127.5).sub_(1.0)
+    return t.movedim(-1, -3)
+
+
+def to_image(tensor: torch.Tensor) -> np.ndarray:
+    """``(..., 3, H, W)`` in [-1, 1] → ``(..., H, W, 3) uint8``."""
+    t = tensor.detach().float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+    return t.movedim(-3, -1).cpu().numpy()
+
+
+def resize_frames(frames: np.ndarray, landmarks: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Frames ``(N, S0, S0, 3)`` and landmarks in their pixels → ``size``² and rescaled landmarks."""
+    s0 = frames.shape[1]
+    if s0 == size:
+        return frames, landmarks
+    interp = cv2.INTER_AREA if s0 > size else cv2.INTER_CUBIC
+    out = np.stack([cv2.resize(f, (size, size), interpolation=interp) for f in frames])
+    # pixel centres: x' + 0.5 = (x + 0.5) * size / s0
+    return out, ((landmarks + 0.5) * (size / s0) - 0.5).astype(np.float32)
+
+
+class EpisodeDataset(Dataset[dict[str, torch.Tensor]]):
+    """``dataset[n]`` → one episode (the n-th sample of the run):
+
+    - ``frames``, ``sketches``: ``(K, 3, S, S)`` in [-1, 1] — the K source frames and their landmark sketches
+    - ``target``, ``target_sketch``: ``(3, S, S)`` — a different frame of the same video
+    - ``video``: index of the video (the discriminator's column W_i)
+    """
+
+    def __init__(
+        self, data: PreparedDataset, resolution: int, k: int, seed: int = 0, flip: bool = True, use_photos: bool = True
+    ) -> None:
+        self.clips: list[Clip] = [
+            c for c in data.clips if c.n_frames >= 2 and (use_photos or c.record.get("kind") != "photos")
+        ]
+        if not self.clips:
+            raise ValueError("no clip with at least two frames in the dataset")
+        self.resolution = resolution
+        self.k = k
+        self.seed = seed
+        self.flip = flip
+
+    @property
+    def keys(self) -> list[str]:
+        return [c.key for c in self.clips]
+
+    def __len__(self) -> int:  # sampling is by sample number; this is one pass over the videos
+        return len(self.clips)
+
+    def episode(self, video: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        clip = self.clips[video]
+        n = clip.n_frames
+        target = int(rng.integers(n))
+        others = np.delete(np.arange(n), target)
+        sources = rng.choice(others, size=self.k, replace=len(others) < self.k)
+        frames, lmk = clip.read([*sources.tolist(), target])
+        frames, lmk = resize_frames(frames, lmk, self.resolution)
+        if self.flip and rng.random() < 0.5:
+            frames = frames[:, :, ::-1]
+            lmk = mirror_landmarks(lmk, self.resolution)
+        sketches = np.stack([draw_sketch(p, self.resolution) for p in lmk])
+        f, s = to_tensor(frames), to_tensor(sketches)
+        return {"frames": f[:-1], "sketches": s[:-1], "target": f[-1], "target_sketch": s[-1],
+                "video": torch.tensor(video)}
+
+    def __getitem__(self, n: int) -> dict[str, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, n])
+        return self.episode(int(rng.integers(len(self.clips))), rng)
+
+
+class SampleNumbers(Sampler[int]):
+    """Sample numbers for one process: step s, slot b → ``(s * world + rank) * batch + b``, from ``start_step`` on."""
+
+    def __init__(self, batch_size: int, start_step: int = 0, rank: int = 0, world: int = 1, steps: int | None = None):
+        self.batch_size, self.start_step, self.rank, self.world, self.steps = batch_size, start_step, rank, world, steps
+
+    def __iter__(self) -> Iterator[int]:
+        step = self.start_step
+        while self.steps is None or step < self.steps:
+            base = (step * self.world + self.rank) * self.batch_size
+            yield from range(base, base + self.batch_size)
+            step += 1
+
+    def __len__(self) -> int:
+        if self.steps is None:
+            raise TypeError("infinite sampler")
+        return max(0, self.steps - self.start_step) * self.batch_size

@@ -1,0 +1,1 @@
+"""Losses: perceptual content loss, adversarial hinge loss, feature matching, embedding match."""

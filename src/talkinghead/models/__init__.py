@@ -1,0 +1,1 @@
+"""Networks: embedder, generator, discriminator and their building blocks."""

@@ -1,0 +1,1 @@
+"""Pretrained networks ported to PyTorch, used by the losses (never trained here)."""

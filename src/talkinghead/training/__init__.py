@@ -1,0 +1,1 @@
+"""Training: meta-learning, fine-tuning, checkpoints."""
