@@ -97,3 +97,28 @@ MICRO = {
     "log_every": 1, "sample_every": 1000, "checkpoint_every": 1000,
 }
 """Overrides that make a network small enough for fast CPU tests."""
+
+
+@pytest.fixture(scope="session")
+def micro_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised model file at 32² (the pipeline's plumbing does not need a trained one)."""
+    import torch
+
+    from talkinghead.api import train_config
+    from talkinghead.models.bundle import ModelBundle, save_bundle
+    from talkinghead.models.discriminator import Discriminator
+    from talkinghead.models.embedder import Embedder
+    from talkinghead.models.generator import Generator
+
+    torch.manual_seed(0)
+    cfg = train_config("tiny", **MICRO).model
+    bundle = ModelBundle(cfg, Generator(cfg), Discriminator(cfg), Embedder(cfg))
+    return save_bundle(tmp_path_factory.mktemp("model") / "micro.safetensors", bundle)
+
+
+@pytest.fixture(scope="session")
+def astronaut_png(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from talkinghead.data.examples import astronaut
+    from talkinghead.io import write_image
+
+    return write_image(tmp_path_factory.mktemp("photos") / "astronaut.png", astronaut())

@@ -19,6 +19,7 @@ from talkinghead.io.images import IMAGE_EXTENSIONS, read_image
 from talkinghead.io.video import VideoReader
 
 if TYPE_CHECKING:
+    from talkinghead.inference.animate import AnimateResult
     from talkinghead.training.metalearn import TrainResult
 
 
@@ -62,6 +63,52 @@ def train(
 
     cfg = train_config(preset, config_file, **overrides)
     return _train(cfg, data, out, resume=resume, progress=progress)
+
+
+def animate(
+    source: list[str | Path],
+    driving: str | Path,
+    out: str | Path,
+    model: str | Path | None = None,
+    finetune_steps: int = 0,
+    shots: int = 8,
+    device: str = "auto",
+    backend: str = "torch",
+    **options: Any,
+) -> AnimateResult:
+    """Photo(s) + driving video → talking-head video; ``options`` are :class:`AnimateOptions` fields."""
+    from talkinghead.inference.animate import AnimateOptions, Animator
+
+    check_output_path(out, [*source, driving])
+    anim = Animator(model, device=device, backend=backend)
+    anim.set_source(list(source), shots=shots, finetune_steps=finetune_steps, progress=options.get("progress", True))
+    return anim.animate(driving, out, AnimateOptions(**options))
+
+
+def finetune(
+    source: list[str | Path],
+    out: str | Path,
+    model: str | Path | None = None,
+    steps: int | None = None,
+    shots: int = 8,
+    device: str = "auto",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Fine-tune on photos (or a video) of one person and write a person file that ``animate`` accepts."""
+    from talkinghead.inference.animate import Animator
+    from talkinghead.inference.source import load_sources
+    from talkinghead.models.bundle import save_bundle
+    from talkinghead.training.finetune import default_steps
+
+    check_output_path(out, list(source))
+    anim = Animator(model, device=device)
+    if anim.bundle.kind == "person":
+        raise InputError("--model is already a fine-tuned person file; pass the meta-learned model")
+    faces = load_sources(list(source), shots, anim.face)
+    n = default_steps(len(faces)) if steps is None else steps
+    person = anim.finetune(faces, n, progress=progress)
+    save_bundle(out, person)
+    return {"steps": n, "sources": len(faces), "seconds": anim.finetune_seconds}
 
 
 def sketch(

@@ -104,8 +104,40 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override any setting, e.g. --set optim.lr_g=1e-4 --set model.width=16 (repeatable)")
     p.add_argument("--no-progress", action="store_true")
 
-    p = sub.add_parser("demo", help="run the pipeline on the built-in example (scikit-image's astronaut)")
+    p = sub.add_parser("animate", help="animate a portrait with the face motion of a driving video")
+    p.add_argument("--source", nargs="+", required=True, metavar="PHOTO",
+                   help="photo(s) of the person (or a video: --shots frames are picked from it)")
+    p.add_argument("--driving", required=True, help="driving video (its audio is kept)")
+    p.add_argument("--out", required=True, help="output .mp4")
+    p.add_argument("--model", help="model file, person file (from `finetune`) or training run (default: shipped)")
+    p.add_argument("--finetune-steps", type=int, default=0, help="fine-tune on the sources first (0 = feed-forward)")
+    p.add_argument("--shots", type=_positive, default=8, help="frames to take from a source video (default 8)")
+    motion = p.add_mutually_exclusive_group()
+    motion.add_argument("--relative", dest="relative", action="store_true", default=True,
+                        help="transfer the driver's motion, keep the source's face shape (default)")
+    motion.add_argument("--absolute", dest="relative", action="store_false", help="use the driver's landmarks as they are")
+    p.add_argument("--paste-back", action="store_true", help="blend the face back into the full source photo")
+    p.add_argument("--side-by-side", action="store_true", help="driving face | result")
+    p.add_argument("--frames", metavar="DIR", help="also write every frame as PNG into DIR")
+    p.add_argument("--size", type=_positive, default=256, help="output face size in pixels (default 256)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--backend", default="torch", choices=["torch", "onnx"])
+    p.add_argument("--no-watermark", action="store_true",
+                   help="do not mark the video as synthetic (see README: Provenance); marking is the default")
+    p.add_argument("--no-progress", action="store_true")
+
+    p = sub.add_parser("finetune", help="fine-tune the model on photos of one person → a person file for animate")
+    p.add_argument("--source", nargs="+", required=True, metavar="PHOTO|VIDEO")
+    p.add_argument("--out", required=True, help="person file to write (.safetensors)")
+    p.add_argument("--model", help="meta-learned model (default: shipped)")
+    p.add_argument("--steps", type=int, help="fine-tuning steps (default: by the number of source frames)")
+    p.add_argument("--shots", type=_positive, default=8, help="frames to take from a source video (default 8)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--no-progress", action="store_true")
+
+    p = sub.add_parser("demo", help="animate the bundled example (scikit-image's astronaut) with the shipped model")
     p.add_argument("--out", default="demo.mp4", help="output .mp4 (default demo.mp4)")
+    p.add_argument("--model", help="model file (default: the shipped one)")
     p.add_argument("--no-progress", action="store_true")
     return parser
 
@@ -143,16 +175,19 @@ def _cmd_sketch(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    """Animate the astronaut (public domain) with the shipped model and the packaged GRID motion track."""
     from talkinghead import api
-    from talkinghead.data.examples import astronaut_video
-    from talkinghead.inference.sketch_video import write_sketch_video
+    from talkinghead.assets import driving_motion
+    from talkinghead.data.examples import astronaut
+    from talkinghead.inference.animate import AnimateOptions, Animator
 
     api.check_output_path(args.out)
-    frames, _ = astronaut_video(seconds=4.0)
-    t0 = time.perf_counter()
-    stats = write_sketch_video(frames, args.out, fps=25.0, progress=not args.no_progress)
-    print(f"wrote {Path(args.out).resolve()}: {stats.frames} frames of the astronaut with tracked landmark sketches "
-          f"({stats.fps:.1f} frames/s, {time.perf_counter() - t0:.1f} s)")
+    anim = Animator(args.model, device="auto")
+    anim.set_source([astronaut()])
+    track, fps = driving_motion()
+    result = anim.animate((track, fps), args.out, AnimateOptions(side_by_side=True, progress=not args.no_progress))
+    print(f"wrote {Path(args.out).resolve()}: {result.frames} frames at {fps:.0f} fps "
+          f"(driving sketch | astronaut), {result.frames_per_second:.1f} frames/s, watermark {result.payload}")
     return 0
 
 
@@ -173,7 +208,37 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"prepare": _cmd_prepare, "sketch": _cmd_sketch, "train": _cmd_train, "demo": _cmd_demo}
+def _cmd_animate(args: argparse.Namespace) -> int:
+    from talkinghead import api
+
+    api.check_output_path(args.out, [*args.source, args.driving])
+    if args.frames:
+        api.check_output_path(Path(args.frames) / "000000.png", [*args.source, args.driving])
+    result = api.animate(args.source, args.driving, args.out, model=args.model, finetune_steps=args.finetune_steps,
+                         shots=args.shots, relative=args.relative, paste_back=args.paste_back,
+                         side_by_side=args.side_by_side, frames_dir=args.frames, output_size=args.size,
+                         device=args.device, backend=args.backend, watermark=not args.no_watermark,
+                         progress=not args.no_progress)
+    lost = f", {result.frames_without_face} without a driving face (held)" if result.frames_without_face else ""
+    ft = f", fine-tuning {result.finetune_seconds:.1f} s" if result.finetune_seconds else ""
+    print(f"wrote {result.path}: {result.frames} frames at {result.fps:.2f} fps{lost}; "
+          f"{result.frames_per_second:.1f} frames/s{ft}")
+    return 0
+
+
+def _cmd_finetune(args: argparse.Namespace) -> int:
+    from talkinghead import api
+
+    api.check_output_path(args.out, args.source)
+    info = api.finetune(args.source, args.out, model=args.model, steps=args.steps, shots=args.shots,
+                        device=args.device, progress=not args.no_progress)
+    print(f"wrote {args.out}: fine-tuned {info['steps']} steps on {info['sources']} source frame(s) "
+          f"in {info['seconds']:.1f} s")
+    return 0
+
+
+COMMANDS = {"prepare": _cmd_prepare, "sketch": _cmd_sketch, "train": _cmd_train, "animate": _cmd_animate,
+            "finetune": _cmd_finetune, "demo": _cmd_demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -35,6 +35,8 @@ class TrackerConfig:
     """dlib HOG pyramid upsampling: 1 finds faces down to ~40 px at 4x the cost."""
     redetect_iou: float = 0.6
     """Re-detect when the landmark box overlaps the previous one by less than this (a jump = a bad fit)."""
+    redetect_similarity: float = 0.5
+    """Re-detect when the face region's normalised cross-correlation with the previous frame's falls below this."""
     face_index: int = 0
     """Which face to follow when several are found: 0 = largest, 1 = second largest, ..."""
     smoothing: float = 1.0
@@ -142,8 +144,10 @@ class TrainConfig:
     seed: int = 0
     flip: bool = True
     """Mirror whole episodes at random (landmarks permuted left↔right)."""
-    use_photos: bool = True
-    """Also draw episodes from photo sets (several photos of one person) when the dataset has them."""
+    use_photos: bool = False
+    """Also draw episodes from photo sets (several photos of one person, e.g. LFW prepared with
+    ``talkinghead prepare lfw/``): more identities, but the background changes between source and target.
+    Off until a validation run shows it helps."""
     workers: int = 2
     """Data-loading processes per training process (0 = load in the main process)."""
     device: str = "auto"

@@ -3,7 +3,8 @@
 Per frame the shape predictor runs on a box derived from the previous frame's landmarks (the detector box
 at the last detection, moved and scaled with the landmarks), which costs ~1 ms instead of a detection's
 10-40 ms. The detector runs again every ``detect_every`` frames and whenever the fit jumps (the new landmark
-box overlaps the previous one by less than ``redetect_iou``), first in a region around the face, then in the
+box overlaps the previous one by less than ``redetect_iou``) or the face region stops looking like the last frame's
+(normalised cross-correlation below ``redetect_similarity``: a cut, or the face left), first in a region around the face, then in the
 whole frame. When no face is found the frame gets no landmarks and the tracker searches again next frame.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from talkinghead.config import TrackerConfig
@@ -28,6 +30,19 @@ class TrackResult:
     landmarks: np.ndarray | None
     detected: bool
     """True when the detector ran on this frame (as opposed to following the previous landmarks)."""
+
+
+def _patch(gray: np.ndarray, box: np.ndarray, side: int = 24) -> np.ndarray:
+    """The face region as a small zero-mean, unit-norm vector: its dot product with the previous frame's is a
+    normalised cross-correlation (~0.9+ between frames of one face, low after a cut or when the face is gone)."""
+    h, w = gray.shape
+    x0, y0, x1, y1 = (int(round(v)) for v in box)
+    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return np.zeros(side * side, np.float32)
+    p = cv2.resize(gray[y0:y1, x0:x1], (side, side), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
+    p -= p.mean()
+    return p / max(float(np.linalg.norm(p)), 1e-6)
 
 
 def _center_scale(lmk: np.ndarray) -> tuple[np.ndarray, float]:
@@ -50,6 +65,7 @@ class FaceTracker:
         self._det_box: np.ndarray | None = None  # detector box at the last detection
         self._ref: tuple[np.ndarray, float] | None = None  # landmark centre/scale at that detection
         self._last: np.ndarray | None = None  # last raw (unsmoothed) landmarks
+        self._patch: np.ndarray | None = None  # appearance of the face region in the last frame
         self._since_detect = 0
         self._index = 0
         if self._filter is not None:
@@ -89,6 +105,7 @@ class FaceTracker:
 
     def _fit_detected(self, gray: np.ndarray, face: Face) -> np.ndarray:
         lmk = self.predictor.predict(gray, face.box)
+        self._patch = _patch(gray, landmark_box(lmk))
         self._det_box = np.asarray(face.box, dtype=np.float64)
         self._ref = _center_scale(lmk)
         self._since_detect = 0
@@ -106,7 +123,11 @@ class FaceTracker:
         lmk = self.predictor.predict(gray, box)
         self._since_detect += 1
         assert self._last is not None
-        if box_iou(landmark_box(lmk), landmark_box(self._last)) < cfg.redetect_iou:
+        patch = _patch(gray, landmark_box(lmk))
+        jumped = box_iou(landmark_box(lmk), landmark_box(self._last)) < cfg.redetect_iou
+        changed = self._patch is not None and float(patch @ self._patch) < cfg.redetect_similarity
+        self._patch = patch
+        if jumped or changed:
             face = self._detect(gray)
             if face is None:
                 return None, True
@@ -135,3 +156,14 @@ class FaceTracker:
         """Yield ``(frame, result)`` for each frame of an iterable (e.g. a :class:`~talkinghead.io.VideoReader`)."""
         for frame in frames:
             yield frame, self.update(frame)
+
+
+def track_video(path: str, config: TrackerConfig | None = None) -> tuple[np.ndarray, float]:
+    """Landmarks of every frame of a video ``(T, 68, 2) float32`` (NaN where no face was found), and its fps."""
+    from talkinghead.io.video import VideoReader
+
+    with VideoReader(path) as reader:
+        tracker = FaceTracker(config, fps=reader.info.fps)
+        out = [r.landmarks if r.landmarks is not None else np.full((68, 2), np.nan, np.float32)
+               for _, r in tracker.track(reader)]
+        return np.stack(out), reader.info.fps

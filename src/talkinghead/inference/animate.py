@@ -1,0 +1,255 @@
+"""The animation pipeline: source photo(s) + driving motion → talking-head video.
+
+Streaming: driving frames are decoded, tracked, generated in small batches and encoded as they come, so memory
+does not grow with the driving video's length.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from talkinghead.config import PrepareConfig, TrackerConfig
+from talkinghead.data.episodes import resize_frames
+from talkinghead.errors import InputError
+from talkinghead.faces.crop import CropBox, face_crop_box
+from talkinghead.faces.sketch import draw_sketch
+from talkinghead.faces.track import FaceTracker
+from talkinghead.inference.backends import Backend, make_backend, pick_device
+from talkinghead.inference.compose import driver_view, face_mask, paste_back, side_by_side, upscale
+from talkinghead.inference.retarget import Retargeter
+from talkinghead.inference.source import SourceFace, load_sources
+from talkinghead.io.images import write_image
+from talkinghead.io.video import VideoReader, VideoWriter
+from talkinghead.models.bundle import ModelBundle, load_model
+
+CROP_SIZE = 256
+"""Sources are cropped at this size (as the training data), then resized to the model's resolution."""
+
+
+@dataclass
+class AnimateOptions:
+    relative: bool = True
+    """Landmark adaptation: transfer the driver's motion, keep the source's face shape (False: the driver's shape)."""
+    paste_back: bool = False
+    """Blend the generated face back into the full source photo."""
+    side_by_side: bool = False
+    """Show the driving face to the left of the result."""
+    output_size: int = 256
+    """Side of the generated face in the output (the model's output is upscaled to it)."""
+    batch_size: int = 8
+    frames_dir: str | Path | None = None
+    """Also write every output frame as a PNG here."""
+    watermark: bool = True
+    """Mark every frame as synthetic (invisible watermark + container tags). See ``talkinghead verify``."""
+    smoothing: float = 1.0
+    """One-Euro smoothing of the driving landmarks (min cut-off, Hz; 0 = off)."""
+    crf: int = 18
+    progress: bool = True
+
+
+@dataclass
+class AnimateResult:
+    path: Path
+    frames: int
+    frames_without_face: int
+    """Driving frames whose face was lost (the last good landmarks were held)."""
+    fps: float
+    """Output video frame rate (the driving video's)."""
+    seconds: float
+    finetune_seconds: float = 0.0
+    payload: str | None = None
+    """The watermark payload written into every frame, if any."""
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+def _to_model(images: np.ndarray, landmarks: np.ndarray, res: int) -> tuple[np.ndarray, np.ndarray]:
+    """Crops ``(N, 256, 256, 3) uint8`` + landmarks → model-resolution frames and sketches, ``(N, 3, S, S)`` in [-1, 1]."""
+    frames, lmk = resize_frames(images, landmarks, res)
+    sketches = np.stack([draw_sketch(p, res) for p in lmk])
+    conv = lambda a: (a.astype(np.float32) / 127.5 - 1.0).transpose(0, 3, 1, 2).copy()  # noqa: E731
+    return conv(frames), conv(sketches)
+
+
+def _to_uint8(images: np.ndarray) -> np.ndarray:
+    return np.clip((images.transpose(0, 2, 3, 1) + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+
+
+@dataclass
+class _Driving:
+    """A driving stream: per frame, the landmarks (or None) and the frame (or None for landmark tracks)."""
+
+    items: Iterator[tuple[np.ndarray | None, np.ndarray | None]]
+    fps: float
+    total: int | None
+    audio: Path | None = None
+    closers: list = field(default_factory=list)
+
+
+class Animator:
+    """Animate a portrait with the motion of a driving video.
+
+    >>> anim = Animator()                        # the shipped default model, on the GPU if there is one
+    >>> anim.set_source(["portrait.jpg"])        # feed-forward; finetune_steps=N to fine-tune first
+    >>> anim.animate("driving.mp4", "out.mp4")
+    """
+
+    def __init__(self, model: str | Path | ModelBundle | None = None, device: str = "auto", backend: str = "torch",
+                 face: PrepareConfig | None = None) -> None:
+        self.device = pick_device(device) if backend == "torch" else torch.device("cpu")
+        self.bundle = model if isinstance(model, ModelBundle) else load_model(model)
+        self.backend_name = backend
+        self.backend: Backend = make_backend(self.bundle, backend, str(self.device))
+        self.face = face or PrepareConfig(size=CROP_SIZE)
+        self.sources: list[SourceFace] = []
+        self.psi: np.ndarray | None = None
+        self.finetune_seconds = 0.0
+
+    @property
+    def resolution(self) -> int:
+        return self.bundle.config.resolution
+
+    # -- sources --------------------------------------------------------------------------------------
+    def source_tensors(self, sources: list[SourceFace]) -> tuple[np.ndarray, np.ndarray]:
+        return _to_model(np.stack([s.crop for s in sources]), np.stack([s.landmarks for s in sources]), self.resolution)
+
+    def set_source(self, sources: list[str | Path | np.ndarray], shots: int = 8, finetune_steps: int = 0,
+                   progress: bool = True) -> list[SourceFace]:
+        """Use these photos (or frames of a video) as the person to animate; ``finetune_steps`` > 0 fine-tunes."""
+        faces = load_sources(sources, shots, self.face)
+        frames, sketches = self.source_tensors(faces)
+        if self.bundle.kind == "person":
+            psi = self.bundle.psi.cpu().numpy()  # type: ignore[union-attr]
+        elif finetune_steps > 0:
+            person = self.finetune(faces, finetune_steps, progress=progress)
+            self.bundle = person
+            self.backend = make_backend(person, self.backend_name, str(self.device))
+            psi = person.psi.cpu().numpy()  # type: ignore[union-attr]
+        else:
+            psi = self.backend.project(self.backend.embed(frames, sketches))
+        self.sources, self.psi = faces, psi.astype(np.float32)
+        return faces
+
+    def finetune(self, faces: list[SourceFace], steps: int, progress: bool = True) -> ModelBundle:
+        """Fine-tune the loaded meta-learned model on these source faces; returns the person model."""
+        from talkinghead.training.finetune import finetune
+
+        frames, sketches = self.source_tensors(faces)
+        res = finetune(self.bundle, torch.from_numpy(frames), torch.from_numpy(sketches), steps, self.device,
+                       progress=progress)
+        self.finetune_seconds = res.seconds
+        res.bundle.meta["sources"] = [f.origin for f in faces]
+        return res.bundle
+
+    # -- driving ----------------------------------------------------------------------------------------
+    def _drive_video(self, path: Path, smoothing: float) -> _Driving:
+        reader = VideoReader(path)
+        tracker = FaceTracker(TrackerConfig(smoothing=smoothing), fps=reader.info.fps)
+
+        def items() -> Iterator[tuple[np.ndarray | None, np.ndarray | None]]:
+            for frame in reader:
+                yield tracker.update(frame).landmarks, frame
+
+        audio = path if reader.info.has_audio else None
+        return _Driving(items(), reader.info.fps, reader.info.n_frames or None, audio, [reader.close])
+
+    def _drive_track(self, landmarks: np.ndarray, fps: float) -> _Driving:
+        def items() -> Iterator[tuple[np.ndarray | None, np.ndarray | None]]:
+            for lmk in landmarks:
+                yield (lmk if np.isfinite(lmk).all() else None), None
+
+        return _Driving(items(), fps, len(landmarks))
+
+    # -- rendering --------------------------------------------------------------------------------------
+    def animate(self, driving: str | Path | tuple[np.ndarray, float], out: str | Path,
+                options: AnimateOptions | None = None) -> AnimateResult:
+        """Render ``out`` (.mp4) driven by a video file or a landmark track ``(landmarks (T, 68, 2), fps)``."""
+        if self.psi is None or not self.sources:
+            raise InputError("set a source first (Animator.set_source)")
+        opt = options or AnimateOptions()
+        drv = self._drive_track(*driving) if isinstance(driving, tuple) else self._drive_video(Path(driving), opt.smoothing)
+        try:
+            return self._render(drv, Path(out), opt)
+        finally:
+            for close in drv.closers:
+                close()
+
+    def _render(self, drv: _Driving, out: Path, opt: AnimateOptions) -> AnimateResult:
+        from talkinghead.provenance.marking import marking
+
+        src = self.sources[0]
+        res = self.resolution
+        scale = res / CROP_SIZE
+        retarget = Retargeter(src.landmarks, relative=opt.relative)
+        mark = marking(enabled=opt.watermark)
+        frames_dir = Path(opt.frames_dir) if opt.frames_dir else None
+        if frames_dir is not None:
+            frames_dir.mkdir(parents=True, exist_ok=True)
+        writer = VideoWriter(out, fps=drv.fps, crf=opt.crf, audio_from=drv.audio, metadata=mark.tags)
+        t0 = time.perf_counter()
+        n = lost = 0
+        last: np.ndarray | None = None
+        driver_box: CropBox | None = None
+        pending: list[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]] = []  # (target lmk, frame, drive lmk)
+        bar = tqdm(total=drv.total, desc="animate", unit="frame", disable=not opt.progress)
+
+        def flush() -> None:
+            nonlocal n
+            if not pending:
+                return
+            targets = np.stack([p[0] for p in pending])
+            sketches = np.stack([draw_sketch(t * scale, res) for t in targets])
+            sk = (sketches.astype(np.float32) / 127.5 - 1.0).transpose(0, 3, 1, 2).copy()
+            faces = _to_uint8(self.backend.generate(sk, self.psi))  # type: ignore[arg-type]
+            for face, (target, frame, _) in zip(faces, pending, strict=True):
+                img = upscale(face, opt.output_size)
+                if opt.paste_back:
+                    mask = face_mask(np.stack([target, src.landmarks]), CROP_SIZE)
+                    img = paste_back(src.image, face, src.box, mask)
+                if opt.side_by_side:
+                    left = driver_view(frame, driver_box, img.shape[0]) if frame is not None else \
+                        upscale(draw_sketch(target * scale, res), img.shape[0])
+                    img = side_by_side(left, img)
+                img = mark(img)
+                writer.write(img)
+                if frames_dir is not None:
+                    write_image(frames_dir / f"{n:06d}.png", img)
+                n += 1
+            bar.update(len(pending))
+            pending.clear()
+
+        try:
+            for lmk, frame in drv.items:
+                if lmk is None:
+                    lost += 1
+                    lmk = last
+                else:
+                    last = lmk
+                    if driver_box is None and frame is not None:
+                        driver_box = face_crop_box(lmk, self.face.margin, self.face.shift_up)
+                target = retarget(lmk) if lmk is not None else src.landmarks
+                pending.append((target, frame, lmk))
+                if len(pending) >= opt.batch_size:
+                    flush()
+            flush()
+        except BaseException:
+            writer.abort()
+            raise
+        finally:
+            bar.close()
+        if n == 0:
+            writer.abort()
+            raise InputError("the driving input has no frame")
+        writer.close()
+        seconds = time.perf_counter() - t0
+        return AnimateResult(out, n, lost, drv.fps, seconds, self.finetune_seconds, mark.payload_text)
+

@@ -1,0 +1,64 @@
+"""Turning generated crops into output frames: upscaling, paste-back into the source photo, side-by-side."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from talkinghead.faces.crop import CropBox, crop_image
+
+
+def upscale(crop: np.ndarray, size: int) -> np.ndarray:
+    if crop.shape[0] == size:
+        return crop
+    interp = cv2.INTER_CUBIC if size > crop.shape[0] else cv2.INTER_AREA
+    return cv2.resize(crop, (size, size), interpolation=interp)
+
+
+def face_mask(landmarks: np.ndarray, size: int, feather: float = 0.06) -> np.ndarray:
+    """Soft mask ``(size, size) float32`` in [0, 1] covering the face and forehead of crop-pixel ``landmarks``
+    (any number of landmark sets stacked: the union is covered), feathered by ``feather`` x size."""
+    pts = np.asarray(landmarks, np.float32).reshape(-1, 68, 2)
+    hulls = []
+    for lmk in pts:
+        brows = lmk[17:27].copy()
+        face_h = lmk[8, 1] - lmk[17:27, 1].mean()
+        brows[:, 1] -= 0.45 * face_h  # forehead
+        hulls.append(np.concatenate([lmk[:17], brows]))
+    hull = cv2.convexHull(np.concatenate(hulls).astype(np.float32))
+    mask = np.zeros((size, size), np.float32)
+    cv2.fillConvexPoly(mask, np.round(hull).astype(np.int32), 1.0, lineType=cv2.LINE_AA)
+    k = max(3, int(round(feather * size)) | 1)
+    mask = cv2.dilate(mask, np.ones((k, k), np.uint8))
+    return cv2.GaussianBlur(mask, (0, 0), sigmaX=feather * size / 2)
+
+
+def paste_back(image: np.ndarray, generated: np.ndarray, box: CropBox, mask: np.ndarray) -> np.ndarray:
+    """Blend a generated crop (any size; ``mask`` the same size) into ``image`` at ``box``."""
+    h, w = image.shape[:2]
+    x0, y0, side = int(round(box.x0)), int(round(box.y0)), max(1, int(round(box.side)))
+    gen = cv2.resize(generated, (side, side), interpolation=cv2.INTER_CUBIC)
+    m = cv2.resize(mask, (side, side), interpolation=cv2.INTER_LINEAR)[:, :, None]
+    out = image.copy()
+    ys, xs = slice(max(0, y0), min(h, y0 + side)), slice(max(0, x0), min(w, x0 + side))
+    gy, gx = slice(ys.start - y0, ys.stop - y0), slice(xs.start - x0, xs.stop - x0)
+    region = out[ys, xs].astype(np.float32)
+    blend = region * (1 - m[gy, gx]) + gen[gy, gx].astype(np.float32) * m[gy, gx]
+    out[ys, xs] = np.clip(blend + 0.5, 0, 255).astype(np.uint8)
+    return out
+
+
+def side_by_side(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Two frames next to each other at the right frame's height."""
+    h = right.shape[0]
+    if left.shape[0] != h:
+        scale = h / left.shape[0]
+        left = cv2.resize(left, (max(1, int(round(left.shape[1] * scale))), h), interpolation=cv2.INTER_AREA)
+    return np.concatenate([left, right], axis=1)
+
+
+def driver_view(frame: np.ndarray, box: CropBox | None, size: int) -> np.ndarray:
+    """The driving frame's face region (its first crop box), for side-by-side output."""
+    if box is None:
+        return upscale(frame, size) if frame.shape[0] == frame.shape[1] else cv2.resize(frame, (size, size))
+    return crop_image(frame, box, size)

@@ -1,0 +1,64 @@
+"""Landmark adaptation: move the source face the way the driving face moves, keeping the source's geometry.
+
+The paper drives the generator with the driver's own landmarks, so a driver with a wider jaw gives the result a
+wider jaw (identity leakage). In *relative* mode we instead take each driving frame's displacement from the
+driver's reference frame, express it in the source's scale and orientation (a similarity transform fitted
+between the two reference shapes), and add it to the source's landmarks. *Absolute* mode only aligns the
+driver's landmarks onto the source's position and size.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Points that move little with expression (brows' inner ends, eye corners, nose): used to fit head pose.
+STABLE = np.array([21, 22, 27, 28, 29, 30, 31, 33, 35, 36, 39, 42, 45])
+
+
+def similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares similarity (scale, rotation, translation) mapping ``src`` points onto ``dst``: 2x3 matrix."""
+    src = np.asarray(src, np.float64)
+    dst = np.asarray(dst, np.float64)
+    ms, md = src.mean(0), dst.mean(0)
+    a, b = src - ms, dst - md
+    cov = b.T @ a / len(src)
+    u, s, vt = np.linalg.svd(cov)
+    d = np.sign(np.linalg.det(u @ vt))
+    rot = u @ np.diag([1.0, d]) @ vt
+    scale = (s * np.array([1.0, d])).sum() / max(a.var(0).sum(), 1e-12)
+    m = scale * rot
+    return np.hstack([m, (md - m @ ms)[:, None]])
+
+
+def apply(mat: np.ndarray, points: np.ndarray) -> np.ndarray:
+    return (np.asarray(points, np.float64) @ mat[:, :2].T + mat[:, 2]).astype(np.float32)
+
+
+class Retargeter:
+    """Map driving landmarks (driver's frame pixels) to target landmarks in the source crop's pixels.
+
+    ``source``: ``(68, 2)`` landmarks of the source in crop pixels. ``reference``: the driver's landmarks in the
+    frame taken as the neutral pose (by default the first driving frame with a face).
+    """
+
+    def __init__(self, source: np.ndarray, relative: bool = True) -> None:
+        self.source = np.asarray(source, np.float32)
+        self.relative = relative
+        self.reference: np.ndarray | None = None
+        self._to_source: np.ndarray | None = None
+
+    def set_reference(self, driving: np.ndarray) -> None:
+        self.reference = np.asarray(driving, np.float32)
+        self._to_source = similarity(self.reference[STABLE], self.source[STABLE]) if self.relative else \
+            similarity(self.reference, self.source)
+
+    def __call__(self, driving: np.ndarray) -> np.ndarray:
+        if self.reference is None:
+            self.set_reference(driving)
+        assert self._to_source is not None
+        mapped = apply(self._to_source, driving)
+        if not self.relative:
+            return mapped
+        # displacement from the reference pose, in source scale/orientation, added to the source shape
+        ref_mapped = apply(self._to_source, self.reference)
+        return (self.source + (mapped - ref_mapped)).astype(np.float32)

@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from talkinghead.data.examples import astronaut
+from talkinghead.faces.landmarks import detect_landmarks
+from talkinghead.inference.animate import AnimateOptions, Animator
+from talkinghead.inference.retarget import Retargeter
+from talkinghead.io import probe_video, read_video, write_image
+from talkinghead.models.bundle import load_bundle
+from tests.conftest import write_frames
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "talkinghead", *args], capture_output=True, text=True, timeout=600)
+
+
+def test_api_photo_to_video_keeps_fps_frames_and_audio(micro_model: Path, astronaut_png: Path,
+                                                       astronaut_mp4: Path, tmp_path: Path) -> None:
+    anim = Animator(micro_model, device="cpu")
+    faces = anim.set_source([astronaut_png])
+    assert len(faces) == 1 and faces[0].crop.shape == (256, 256, 3)
+    res = anim.animate(astronaut_mp4, tmp_path / "out.mp4", AnimateOptions(progress=False, output_size=128))
+    info = probe_video(res.path)
+    assert res.frames == info.n_frames == 40 and info.fps == pytest.approx(25.0)
+    assert (info.width, info.height) == (128, 128) and info.has_audio
+    assert res.frames_without_face == 0
+
+
+def test_cli_side_by_side_paste_back_and_frames(micro_model: Path, astronaut_png: Path, astronaut_mp4: Path,
+                                                 tmp_path: Path) -> None:
+    out, frames = tmp_path / "o.mp4", tmp_path / "frames"
+    r = run("animate", "--source", str(astronaut_png), "--driving", str(astronaut_mp4), "--out", str(out),
+            "--model", str(micro_model), "--paste-back", "--side-by-side", "--frames", str(frames),
+            "--device", "cpu", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert "40 frames at 25.00 fps" in r.stdout and "frames/s" in r.stdout
+    info = probe_video(out)
+    assert info.n_frames == 40 and (info.width, info.height) == (1024, 512)  # driver (512) | full photo (512)
+    assert len(list(frames.glob("*.png"))) == 40
+    # paste-back leaves the photo outside the face alone
+    first, _ = read_video(out, max_frames=1)
+    right = first[0][:, 512:].astype(int)
+    assert np.abs(right[480:, :60] - astronaut()[480:, :60].astype(int)).mean() < 8
+
+
+def test_finetune_changes_the_model_and_reloads(micro_model: Path, astronaut_png: Path, astronaut_mp4: Path,
+                                                tmp_path: Path) -> None:
+    person = tmp_path / "person.safetensors"
+    r = run("finetune", "--source", str(astronaut_png), "--out", str(person), "--model", str(micro_model),
+            "--steps", "3", "--device", "cpu", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    base, tuned = load_bundle(micro_model), load_bundle(person)
+    assert tuned.kind == "person" and tuned.psi is not None and tuned.w is not None
+    changed = [k for k, v in tuned.generator.state_dict().items() if not torch.equal(v, base.generator.state_dict()[k])]
+    assert changed
+    r = run("animate", "--source", str(astronaut_png), "--driving", str(astronaut_mp4), "--out",
+            str(tmp_path / "p.mp4"), "--model", str(person), "--device", "cpu", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert probe_video(tmp_path / "p.mp4").n_frames == 40
+
+
+def test_relative_motion_keeps_source_geometry() -> None:
+    src = detect_landmarks(astronaut())
+    # a driver with a 30 % wider jaw who opens the mouth
+    driver = src.copy()
+    cx = driver[:, 0].mean()
+    driver[:17, 0] = cx + (driver[:17, 0] - cx) * 1.3
+    driver = driver * 0.8 + np.array([40.0, 10.0], np.float32)  # other size and place in its frame
+    opened = driver.copy()
+    opened[[56, 57, 58, 65, 66, 67]] += np.array([0.0, 12.0], np.float32)
+
+    def jaw_width(lmk: np.ndarray) -> float:
+        return float(lmk[16, 0] - lmk[0, 0])
+
+    def eye_width(lmk: np.ndarray) -> float:
+        return float(lmk[45, 0] - lmk[36, 0])
+
+    rel = Retargeter(src, relative=True)
+    rel.set_reference(driver)
+    out = rel(opened)
+    assert jaw_width(out) / eye_width(out) == pytest.approx(jaw_width(src) / eye_width(src), rel=0.02)
+    assert (out[66, 1] - out[62, 1]) - (src[66, 1] - src[62, 1]) > 8  # the mouth opened (12 px x scale 1/0.8)
+    ab = Retargeter(src, relative=False)
+    out_abs = ab(opened)
+    assert jaw_width(out_abs) / eye_width(out_abs) > 1.15 * jaw_width(src) / eye_width(src)  # the driver's jaw leaks
+
+
+def test_no_face_source_exit_2(micro_model: Path, astronaut_mp4: Path, faceless_frames, tmp_path: Path) -> None:
+    wall = write_image(tmp_path / "wall.png", faceless_frames[0])
+    r = run("animate", "--source", str(wall), "--driving", str(astronaut_mp4), "--out", str(tmp_path / "o.mp4"),
+            "--model", str(micro_model), "--no-progress")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "no face" in r.stderr
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_driving_with_faceless_stretch(micro_model: Path, astronaut_png: Path, astronaut_frames, faceless_frames,
+                                       tmp_path: Path) -> None:
+    frames = list(astronaut_frames[0][:15]) + [np.resize(f, (320, 320, 3)) for f in faceless_frames[:10]] + \
+        list(astronaut_frames[0][15:30])
+    driving = write_frames(tmp_path / "d.mp4", frames)
+    r = run("animate", "--source", str(astronaut_png), "--driving", str(driving), "--out", str(tmp_path / "o.mp4"),
+            "--model", str(micro_model), "--device", "cpu", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert "40 frames" in r.stdout and "10 without a driving face" in r.stdout
+    assert probe_video(tmp_path / "o.mp4").n_frames == 40
+
+
+def test_unwritable_out_fails_before_any_compute(astronaut_png: Path, astronaut_mp4: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    t0 = time.perf_counter()
+    r = run("animate", "--source", str(astronaut_png), "--driving", str(astronaut_mp4), "--out",
+            str(blocker / "o.mp4"), "--model", str(tmp_path / "no-such-model.safetensors"))
+    assert r.returncode == 2 and "cannot write" in r.stderr and r.stderr.count("\n") == 1
+    assert time.perf_counter() - t0 < 20
+
+
+def test_onnx_backend_matches_torch(micro_model: Path, astronaut_png: Path) -> None:
+    t, o = Animator(micro_model, device="cpu"), Animator(micro_model, backend="onnx")
+    t.set_source([astronaut_png])
+    o.set_source([astronaut_png])
+    assert np.abs(t.psi - o.psi).max() < 1e-3
+    sk = np.random.default_rng(0).uniform(-1, 1, (2, 3, 32, 32)).astype(np.float32)
+    assert np.abs(t.backend.generate(sk, t.psi) - o.backend.generate(sk, o.psi)).max() < 1e-3
