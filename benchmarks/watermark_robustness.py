@@ -67,17 +67,24 @@ def _sources() -> list[tuple[np.ndarray, tuple[float, float]]]:
     return out
 
 
-def make_clips(n: int, seconds: float, fps: float = 25.0, seed: int = 0) -> list[list[np.ndarray]]:
-    """``n`` clips of ``(S, S, 3) uint8`` frames, S in {256, 320, 384}; clip 0 is the astronaut at 256²."""
+def make_clips(n: int, seconds: float, fps: float = 25.0, seed: int = 0,
+               sizes: Sequence[int] = (256, 320, 384)) -> list[list[np.ndarray]]:
+    """``n`` clips of ``(S, S, 3) uint8`` frames (S cycling through ``sizes``; 720 gives 1280x720 frames);
+    clip 0 is the astronaut."""
     rng = np.random.default_rng(seed)
     sources = _sources()
     clips = []
     for i in range(n):
         img, (cx, cy) = sources[0] if i % 2 == 0 else sources[(i // 2) % len(sources)]
-        size = (256, 320, 384)[i % 3] if i else 256
+        size = sizes[i % len(sizes)]
         amp = 1.0 if i == 0 else float(rng.uniform(0.3, 1.5))
         center = (cx + float(rng.uniform(-20, 20)), cy + float(rng.uniform(-20, 20))) if i else (cx, cy)
-        frames, _ = warp_video(img, affine_motion(int(round(seconds * fps)), fps, amplitude=amp), center, size)
+        motion = affine_motion(int(round(seconds * fps)), fps, amplitude=amp)
+        if size == 720:
+            frames, _ = warp_video(img, motion, center, 1280)
+            frames = [np.ascontiguousarray(f[280:1000]) for f in frames]
+        else:
+            frames, _ = warp_video(img, motion, center, size)
         clips.append(frames)
     return clips
 
@@ -112,10 +119,8 @@ def attack(name: str, marked_mp4: Path, work: Path) -> list[np.ndarray]:
         return read_video(out)[0]
     if name == "scale0.5":
         h, w = frames[0].shape[:2]
-        return [
-            cv2.resize(cv2.resize(f, (w // 2, h // 2), interpolation=cv2.INTER_AREA), (w, h), interpolation=cv2.INTER_LINEAR)
-            for f in frames
-        ]
+        half = [cv2.resize(f, (w // 2, h // 2), interpolation=cv2.INTER_AREA) for f in frames]
+        return [cv2.resize(f, (w, h), interpolation=cv2.INTER_LINEAR) for f in half]
     if name == "crop10":
         h, w = frames[0].shape[:2]
         top, left = int(0.07 * h), int(0.03 * w)
@@ -133,15 +138,16 @@ def attack(name: str, marked_mp4: Path, work: Path) -> list[np.ndarray]:
 class Method:
     name: str
     embed: Callable[[np.ndarray, Payload], np.ndarray]
-    decode: Callable[[Sequence[np.ndarray]], tuple[Payload | None, float]]
-    """Per-video decoding: the payload (``None``: no valid mark) and the pilot score (NaN if the method has none)."""
+    decode: Callable[[Sequence[np.ndarray]], tuple[Payload | None, float, float]]
+    """Per-video decoding: the payload (``None``: no valid mark), the pilot score and the confidence (NaN if
+    the method has none)."""
     decode_one: Callable[[np.ndarray], Payload | None]
 
 
 def _ours() -> Method:
-    def dec(frames: Sequence[np.ndarray]) -> tuple[Payload | None, float]:
+    def dec(frames: Sequence[np.ndarray]) -> tuple[Payload | None, float, float]:
         det = decode_frames(_spread(frames, 60))
-        return det.payload, det.sync_z
+        return det.payload, det.sync_z, det.confidence
 
     return Method("ours (spread-spectrum)", embed, dec, lambda f: decode_image(f).payload)
 
@@ -170,21 +176,20 @@ def _blind_watermark() -> Method:
         wm_avg = bwm.bwm_core.extract(img=np.ascontiguousarray(frame[:, :, ::-1]), wm_shape=64)
         return bwm.extract_decrypt(wm_avg=wm_avg)
 
-    def dec(frames: Sequence[np.ndarray]) -> tuple[Payload | None, float]:
+    def dec(frames: Sequence[np.ndarray]) -> tuple[Payload | None, float, float]:
         s = np.mean([soft(f) for f in _spread(frames, 60)], axis=0)
-        return Payload.from_bits((s > 0.5).astype(np.uint8)), math.nan
+        return Payload.from_bits((s > 0.5).astype(np.uint8)), math.nan, math.nan
 
     return Method("blind-watermark 0.4.4 (DWT-DCT-SVD)", emb, dec, lambda f: dec([f])[0])
 
 
-def _invisible_watermark(channel: int = 1) -> Method:
-    """invisible-watermark's dwtDctSvd; ``channel`` 1 is its default (U), 0 puts the mark in Y instead."""
+def _invisible_watermark() -> Method:
+    """invisible-watermark's dwtDctSvd with its defaults (the U channel; its Y setting wraps uint8 values)."""
     import pywt  # type: ignore[import-not-found]
     from imwatermark import WatermarkEncoder  # type: ignore[import-not-found]
     from imwatermark.dwtDctSvd import EmbedDwtDctSvd  # type: ignore[import-not-found]
 
-    scales = [0, 0, 0]
-    scales[channel] = 36
+    channel, scales = 1, [0, 36, 0]
 
     def emb(frame: np.ndarray, payload: Payload) -> np.ndarray:
         enc = WatermarkEncoder()
@@ -201,12 +206,11 @@ def _invisible_watermark(channel: int = 1) -> Method:
         scores = e.decode_frame(ca1, 36, [[] for _ in range(64)])
         return np.array([np.mean(s) for s in scores])
 
-    def dec(frames: Sequence[np.ndarray]) -> tuple[Payload | None, float]:
+    def dec(frames: Sequence[np.ndarray]) -> tuple[Payload | None, float, float]:
         s = np.mean([soft(f) for f in _spread(frames, 60)], axis=0)
-        return Payload.from_bits((s > 0.5).astype(np.uint8)), math.nan
+        return Payload.from_bits((s > 0.5).astype(np.uint8)), math.nan, math.nan
 
-    name = "invisible-watermark 0.2.0 (dwtDctSvd, " + ("U: default)" if channel == 1 else "Y)")
-    return Method(name, emb, dec, lambda f: dec([f])[0])
+    return Method("invisible-watermark 0.2.0 (dwtDctSvd)", emb, dec, lambda f: dec([f])[0])
 
 
 # ------------------------------------------------------------------------------------------------ measurement
@@ -220,6 +224,7 @@ class Row:
     wrong: int
     frame_rate: float
     min_z: float
+    min_conf: float
 
 
 def robustness(method: Method, clips: list[list[np.ndarray]], attacks: Sequence[str], work: Path,
@@ -227,6 +232,7 @@ def robustness(method: Method, clips: list[list[np.ndarray]], attacks: Sequence[
     """Per-video (and single-frame) detection after each attack; also returns every frame's PSNR."""
     hits = {a: [0, 0, 0, 0] for a in attacks}  # detected, wrong, frames ok, frames tried
     zs: dict[str, list[float]] = {a: [] for a in attacks}
+    confs: dict[str, list[float]] = {a: [] for a in attacks}
     psnrs: list[float] = []
     for i, clip in enumerate(clips):
         payload = Payload.new()
@@ -237,17 +243,19 @@ def robustness(method: Method, clips: list[list[np.ndarray]], attacks: Sequence[
         mp4 = write_mp4(d / "marked.mp4", marked)
         for a in attacks:
             frames = attack(a, mp4, d)
-            got, z = method.decode(frames)
+            got, z, conf = method.decode(frames)
             if got == payload:
                 hits[a][0] += 1
             elif got is not None:
                 hits[a][1] += 1
             zs[a].append(z)
+            confs[a].append(conf)
             for f in frames[:: max(1, len(frames) // single_frames)][:single_frames]:
                 hits[a][2] += method.decode_one(f) == payload
                 hits[a][3] += 1
     rows = [
-        Row(a, len(clips), hits[a][0], hits[a][1], hits[a][2] / max(hits[a][3], 1), min(zs[a]))
+        Row(a, len(clips), hits[a][0], hits[a][1], hits[a][2] / max(hits[a][3], 1), min(zs[a]),
+            min(confs[a]))
         for a in attacks
     ]
     return rows, psnrs
@@ -281,16 +289,18 @@ def false_positives(corpus: Path, frames: int) -> tuple[int, int, list[str], lis
 
 def print_rows(title: str, rows: list[Row]) -> None:
     print(f"\n{title}")
-    print(f"{'attack':<10} {'videos':>6} {'detected':>9} {'rate':>7} {'wrong':>6} {'1-frame':>8} {'min z':>7}")
+    print(f"{'attack':<10} {'videos':>6} {'detected':>9} {'rate':>7} {'wrong':>6} {'1-frame':>8} {'min z':>7} "
+          f"{'min conf':>9}")
     for r in rows:
         print(f"{r.attack:<10} {r.videos:>6} {r.detected:>9} {100 * r.detected / r.videos:>6.1f}% {r.wrong:>6} "
-              f"{100 * r.frame_rate:>7.1f}% {r.min_z:>7.1f}")
+              f"{100 * r.frame_rate:>7.1f}% {r.min_z:>7.1f} {r.min_conf:>9.3f}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--videos", type=int, default=24)
     ap.add_argument("--seconds", type=float, default=2.0)
+    ap.add_argument("--sizes", default="256,320,384", help="clip sizes (S for SxS; 720 for 1280x720)")
     ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     ap.add_argument("--corpus-frames", type=int, default=40)
     ap.add_argument("--no-corpus", action="store_true")
@@ -313,7 +323,7 @@ def main() -> None:
             print(f"candidates: {len(clips)} clips of {len(clips[0])} frames, per-video decoding of <= 60 frames")
             print(f"{'method':<44} {'PSNR dB':>8} {'emb ms':>7} {'dec ms':>7}  " + " ".join(f"{a:>8}" for a in attacks)
                   + "  (per-video detection %, 1-frame % in brackets)")
-            for make in (_ours, _blind_watermark, _invisible_watermark, lambda: _invisible_watermark(0)):
+            for make in (_ours, _blind_watermark, _invisible_watermark):
                 try:
                     with contextlib.redirect_stdout(io.StringIO()):
                         m = make()
@@ -327,10 +337,13 @@ def main() -> None:
                 cells = " ".join(f"{100 * r.detected / r.videos:>3.0f}({100 * r.frame_rate:>3.0f})" for r in rows)
                 print(f"{m.name:<44} {statistics.mean(ps):>8.2f} {e_ms:>7.1f} {d_ms:>7.1f}  {cells}", flush=True)
 
-        clips = make_clips(args.videos, args.seconds, seed=1)
+        sizes = [int(x) for x in args.sizes.split(",")]
+        clips = make_clips(args.videos, args.seconds, seed=1, sizes=sizes)
         rows, ps = robustness(ours, clips, attacks, work)
-        print_rows(f"robustness: {len(clips)} clips x {len(clips[0])} frames (256-384 px), per-video decoding", rows)
-        print(f"\nPSNR marked vs unmarked: mean {statistics.mean(ps):.2f} dB, min {min(ps):.2f} dB over {len(ps)} frames")
+        print_rows(f"robustness: {len(clips)} clips x {len(clips[0])} frames (sizes {args.sizes}), "
+                   "per-video decoding (rate: right payload; 1-frame: single frames decoded alone)", rows)
+        print(f"\nPSNR marked vs unmarked: mean {statistics.mean(ps):.2f} dB, min {min(ps):.2f} dB "
+              f"over {len(ps)} frames")
 
     print("\ntime per frame (ms):")
     for size in ((256, 256), (720, 1280)):

@@ -130,3 +130,20 @@ def test_onnx_backend_matches_torch(micro_model: Path, astronaut_png: Path) -> N
     assert np.abs(t.psi - o.psi).max() < 1e-3
     sk = np.random.default_rng(0).uniform(-1, 1, (2, 3, 32, 32)).astype(np.float32)
     assert np.abs(t.backend.generate(sk, t.psi) - o.backend.generate(sk, o.psi)).max() < 1e-3
+
+
+def test_outputs_are_marked_and_verify_exit_codes(micro_model: Path, astronaut_png: Path, astronaut_mp4: Path,
+                                                  tmp_path: Path) -> None:
+    marked, plain = tmp_path / "marked.mp4", tmp_path / "plain.mp4"
+    for out, extra in ((marked, []), (plain, ["--no-watermark"])):
+        r = run("animate", "--source", str(astronaut_png), "--driving", str(astronaut_mp4), "--out", str(out),
+                "--model", str(micro_model), "--device", "cpu", "--no-progress", *extra)
+        assert r.returncode == 0, r.stderr
+    r = run("verify", str(marked))
+    assert r.returncode == 0 and "SYNTHETIC" in r.stdout and "talkinghead" in r.stdout
+    r = run("verify", str(plain))
+    assert r.returncode == 1 and "not marked" in r.stdout
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00" * 100)
+    r = run("verify", str(marked), str(bad))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1

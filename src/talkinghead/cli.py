@@ -135,6 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--no-progress", action="store_true")
 
+    p = sub.add_parser("verify", help="check whether videos or images carry talkinghead's synthetic-content mark",
+                       description="Exit code: 0 all marked, 1 some not marked, 2 some unreadable.")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--json", action="store_true", help="one JSON object per file")
+
     p = sub.add_parser("demo", help="animate the bundled example (scikit-image's astronaut) with the shipped model")
     p.add_argument("--out", default="demo.mp4", help="output .mp4 (default demo.mp4)")
     p.add_argument("--model", help="model file (default: the shipped one)")
@@ -237,7 +242,32 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"prepare": _cmd_prepare, "sketch": _cmd_sketch, "train": _cmd_train, "animate": _cmd_animate,
+def _cmd_verify(args: argparse.Namespace) -> int:
+    import json
+
+    from talkinghead.provenance.verify import verify_file
+
+    worst = 0
+    for path in args.files:
+        try:
+            r = verify_file(path)
+        except InputError as exc:
+            print(f"talkinghead: error: {exc}", file=sys.stderr)
+            worst = 2
+            continue
+        if args.json:
+            print(json.dumps({"file": path, "synthetic": r.synthetic, "watermarked": r.watermarked,
+                              "tagged": r.tagged, "payload": str(r.payload) if r.payload else None,
+                              "confidence": round(r.confidence, 4), "reason": r.reason}))
+        else:
+            verdict = "SYNTHETIC" if r.synthetic else "not marked"
+            print(f"{path}: {verdict}; {r.reason}")
+        if not r.synthetic:
+            worst = max(worst, 1)
+    return worst
+
+
+COMMANDS = {"verify": _cmd_verify, "prepare": _cmd_prepare, "sketch": _cmd_sketch, "train": _cmd_train, "animate": _cmd_animate,
             "finetune": _cmd_finetune, "demo": _cmd_demo}
 
 

@@ -79,34 +79,77 @@ class VerifyResult:
     detection: Detection | None = field(default=None, repr=False)
 
 
-class _SampledReader(VideoReader):
-    """A :class:`VideoReader` that converts only every ``stride``-th frame to RGB (decoding the others is cheap)."""
+SEEK_ABOVE_FRAMES = 3000
+"""Videos longer than this are sampled by seeking (a few frames at each of evenly spaced points) rather than
+by decoding every frame and converting only the kept ones."""
 
-    def sample(self, max_frames: int) -> Iterator[np.ndarray]:
-        n = max(self.info.n_frames, 1)
-        stride = max(1, -(-n // max(max_frames, 1)))
-        index = 0
-        kept = 0
+
+class _SampledReader(VideoReader):
+    """A :class:`VideoReader` that returns frames spread over the whole video, decoding as little as it can."""
+
+    def _to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
+        img = frame.to_ndarray(format="rgb24")
+        rot = getattr(frame, "rotation", 0) or 0
+        if rot % 360:
+            img = np.ascontiguousarray(np.rot90(img, k=int(rot // 90) % 4))
+        return img
+
+    def sample(self, max_frames: int) -> list[np.ndarray]:
+        """Up to ``max_frames`` RGB frames spread evenly over the video (raises :class:`InputError` if none)."""
+        max_frames = max(1, max_frames)
+        frames: list[np.ndarray] = []
+        if self.info.n_frames > SEEK_ABOVE_FRAMES and self.info.duration_s > 0:
+            try:
+                frames = self._sample_by_seeking(max_frames)
+            except (av.error.FFmpegError, OSError):
+                frames = []
+            if frames:
+                return frames
+            self._container.seek(0)
+        return self._sample_sequential(max_frames)
+
+    def _sample_sequential(self, max_frames: int) -> list[np.ndarray]:
+        """Decode every frame (cheap) but convert only every ``stride``-th one to RGB (the costly part)."""
+        stride = max(1, -(-max(self.info.n_frames, 1) // max_frames))
+        frames: list[np.ndarray] = []
         try:
-            for frame in self._container.decode(self._stream):
-                index += 1
-                if (index - 1) % stride:
+            for index, frame in enumerate(self._container.decode(self._stream)):
+                if index % stride:
                     continue
-                img = frame.to_ndarray(format="rgb24")
-                rot = getattr(frame, "rotation", 0) or 0
-                if rot % 360:
-                    img = np.ascontiguousarray(np.rot90(img, k=int(rot // 90) % 4))
-                kept += 1
-                self.frames_read = kept
-                yield img
-                if kept >= max_frames:
-                    return
+                frames.append(self._to_rgb(frame))
+                if len(frames) >= max_frames:
+                    break
         except (av.error.FFmpegError, OSError) as exc:
-            if kept == 0:
+            if not frames:
                 raise InputError(f"cannot read video {self.path}: decoding failed ({exc.__class__.__name__})") from None
             self.truncated = True
-        if kept == 0:
+        if not frames:
             raise InputError(f"cannot read video {self.path}: no decodable frame")
+        self.frames_read = len(frames)
+        return frames
+
+    def _sample_by_seeking(self, max_frames: int, run: int = 5) -> list[np.ndarray]:
+        """``run`` consecutive frames at each of ``max_frames / run`` evenly spaced times."""
+        stream = self._stream
+        tb = stream.time_base
+        if tb is None:
+            return []
+        points = max(1, max_frames // run)
+        start = stream.start_time or 0
+        frames: list[np.ndarray] = []
+        for k in range(points):
+            target = start + int((k + 0.5) / points * self.info.duration_s / tb)
+            self._container.seek(target, stream=stream, backward=True)
+            got = 0
+            for frame in self._container.decode(stream):
+                if frame.pts is not None and frame.pts < target:
+                    continue
+                frames.append(self._to_rgb(frame))
+                got += 1
+                if got >= run:
+                    break
+        self.frames_read = len(frames)
+        return frames[:max_frames]
 
 
 def sample_frames(path: str | Path, max_frames: int = DEFAULT_MAX_FRAMES) -> tuple[list[np.ndarray], dict[str, str]]:
@@ -116,7 +159,7 @@ def sample_frames(path: str | Path, max_frames: int = DEFAULT_MAX_FRAMES) -> tup
     """
     with _SampledReader(path) as reader:
         tags = {str(k): str(v) for k, v in reader._container.metadata.items()}
-        return list(reader.sample(max_frames)), tags
+        return reader.sample(max_frames), tags
 
 
 def _image_tags(path: Path) -> dict[str, str]:
