@@ -1,15 +1,18 @@
 """The web page, end to end in a real browser: Debian's headless Chromium driven by Playwright.
 
 The server runs in this process on a free loopback port with the micro model (or, when TALKINGHEAD_SCREENSHOT
-is set, the shipped model, so the saved screenshot shows a real result). Skipped when /usr/bin/chromium, Gradio
-or Playwright is missing (.ci/setup-browser installs Chromium; never `playwright install`).
+is set, the shipped model, so the saved screenshot shows a real result). The browser tests are skipped when
+/usr/bin/chromium or Playwright is missing (.ci/setup-browser installs Chromium; never `playwright install`).
+A few fast tests at the end check the safety rules and the CLI hook without a browser.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import socket
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +21,7 @@ import numpy as np
 import pytest
 
 from talkinghead.data.examples import astronaut, astronaut_video
+from talkinghead.errors import InputError
 from talkinghead.io import probe_video, write_image
 from tests.conftest import write_frames
 
@@ -27,10 +31,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 MAX_SECONDS = 5.0
 SCREENSHOT_ENV = "TALKINGHEAD_SCREENSHOT"
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.is_file(), reason="needs Debian's Chromium at /usr/bin/chromium "
-                                                               "(run .ci/setup-browser)")
+pytestmark = pytest.mark.filterwarnings("ignore:::gradio[.]queueing")  # Gradio's queue uses pandas-3-deprecated options
 pytest.importorskip("gradio", reason="the web page needs gradio (pip install -r requirements.lock)")
-sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (pip install -r requirements.lock)")
 
 
 def _free_port() -> int:
@@ -80,6 +82,9 @@ def server(micro_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """A headless Chromium with a fresh profile."""
+    if not CHROMIUM.is_file():
+        pytest.skip("needs Debian's Chromium at /usr/bin/chromium (run .ci/setup-browser)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (pip install -r requirements.lock)")
     profile = tmp_path_factory.mktemp("chromium_profile")
     with sync_api.sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
@@ -117,7 +122,9 @@ def _choose(tab, group: str, label: str) -> None:
 def _upload_photo(tab, path: Path) -> None:
     _choose(tab, "source-kind", "My photo(s)")
     tab.locator("#source-files input[type=file]").set_input_files(str(path))
-    tab.locator("#source-files").get_by_text(path.name).first.wait_for()
+    from playwright.sync_api import expect
+
+    expect(tab.locator("#source-files")).to_contain_text(path.stem)  # the name shows once uploaded
 
 
 def _upload_video(tab, path: Path) -> None:
@@ -179,3 +186,65 @@ def test_too_long_driving_video_is_refused_before_work(page, server: str, inputs
     tab.get_by_text(f"up to {MAX_SECONDS:g} s").filter(has_text="long.mp4").first.wait_for(timeout=60_000)
     assert tab.locator("#result video").count() == 0
     _assert_local_only(urls, server)
+
+
+# -- without a browser -------------------------------------------------------------------------------------------
+def test_only_files_inside_the_upload_folder_are_read(tmp_path: Path) -> None:
+    from talkinghead.web import Limits
+    from talkinghead.web.app import accepted_upload
+
+    uploads, outside = tmp_path / "uploads", tmp_path / "elsewhere"
+    (uploads / "abc").mkdir(parents=True)
+    outside.mkdir()
+    secret = outside / "secret.png"
+    secret.write_bytes(b"x" * 10)
+    good = uploads / "abc" / "photo.png"
+    good.write_bytes(b"x" * 10)
+    link = uploads / "abc" / "link.png"
+    link.symlink_to(secret)
+    big = uploads / "abc" / "big.png"
+    big.write_bytes(b"x" * (2 * 2**20))
+    limits, roots = Limits(max_upload_mb=1), [uploads.resolve()]
+
+    assert accepted_upload(str(good), limits, "photo", roots) == good.resolve()
+    for bad in (secret, link, uploads / "abc" / ".." / ".." / "elsewhere" / "secret.png"):
+        with pytest.raises(InputError, match="must be uploaded through this page"):
+            accepted_upload(str(bad), limits, "photo", roots)
+    with pytest.raises(InputError, match="big.png is 2.0 MB; this server accepts files up to 1 MB"):
+        accepted_upload(str(big), limits, "photo", roots)
+    with pytest.raises(InputError, match="no longer on the server"):
+        accepted_upload(str(uploads / "gone.png"), limits, "photo", roots)
+    with pytest.raises(InputError, match="no photo was uploaded"):
+        accepted_upload(None, limits, "photo", roots)
+
+
+def test_janitor_removes_old_job_folders_but_not_running_ones(tmp_path: Path) -> None:
+    from talkinghead.web.app import Janitor
+
+    old, running, fresh = (tmp_path / n for n in ("old", "running", "fresh"))
+    for d in (old, running, fresh):
+        (d / "sub").mkdir(parents=True)
+        (d / "sub" / "out.mp4").write_bytes(b"x")
+    past = time.time() - 3600
+    for d in (old, running):
+        os.utime(d, (past, past))
+    janitor = Janitor(tmp_path, max_age_s=600, every_s=60)
+    janitor.claim(running)
+    assert janitor.sweep() == 1
+    assert not old.exists() and running.exists() and fresh.exists()
+    janitor.release(running)
+    assert janitor.sweep() == 1 and not running.exists()
+
+
+def test_serve_command_defaults_to_loopback() -> None:
+    from talkinghead.web.cli import add_serve_command, limits_from_args
+
+    parser = argparse.ArgumentParser()
+    add_serve_command(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["serve"])
+    assert (args.host, args.port, args.model) == ("127.0.0.1", 7860, None)
+    args = parser.parse_args(["serve", "--port", "8000", "--max-seconds", "12", "--max-upload-mb", "5"])
+    limits = limits_from_args(args)
+    assert args.port == 8000 and limits.max_driving_seconds == 12 and limits.max_upload_bytes == 5 * 2**20
+    with pytest.raises(SystemExit):
+        parser.parse_args(["serve", "--port", "70000"])

@@ -387,7 +387,8 @@ def _option_inputs(limits: Limits) -> list[gr.components.Component]:
                       info="0 = feed-forward (fast). More steps fit this person better but take much longer.",
                       elem_id="finetune-steps")
     relative = gr.Checkbox(True, label="Relative motion",
-                           info="Keep the photo's face shape and move it like the driver (off: copy the driver's shape)")
+                           info="Keep the photo's face shape and move it like the driver "
+                                "(off: copy the driver's shape)")
     paste = gr.Checkbox(False, label="Paste back", info="Blend the animated face into the whole photo")
     side = gr.Checkbox(False, label="Side by side", info="Show the driving face to the left of the result")
     return [steps, relative, paste, side]
