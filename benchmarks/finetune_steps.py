@@ -17,10 +17,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from talkinghead.faces.sketch import draw_sketch
 from talkinghead.faces.track import track_video
 from talkinghead.inference.animate import CROP_SIZE, Animator
 from talkinghead.inference.retarget import Retargeter
-from talkinghead.faces.sketch import draw_sketch
 from talkinghead.io.video import read_video
 from talkinghead.models.bundle import load_model
 

@@ -11,7 +11,7 @@ import pytest
 
 from talkinghead.config import PrepareConfig
 from talkinghead.data import PreparedDataset, find_sources, prepare_dataset
-from talkinghead.data.examples import affine_motion, astronaut, warp_video, ASTRONAUT_FACE_CENTER
+from talkinghead.data.examples import ASTRONAUT_FACE_CENTER, affine_motion, astronaut, warp_video
 from talkinghead.io import write_image
 from tests.conftest import write_frames
 

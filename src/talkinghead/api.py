@@ -6,10 +6,9 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from talkinghead.config import PrepareConfig, TrainConfig, load_config
 from talkinghead.data.prepare import PrepareSummary, prepare_dataset
@@ -126,7 +125,7 @@ def sketch(
         )
 
 
-def check_output_path(out: str | Path, inputs: list[str | Path] = ()) -> Path:  # type: ignore[assignment]
+def check_output_path(out: str | Path, inputs: list[str | Path] | tuple[()] = ()) -> Path:
     """Fail early (before any compute) when ``out`` cannot be written or would overwrite an input."""
     out = Path(out)
     resolved = out.resolve()
@@ -137,8 +136,6 @@ def check_output_path(out: str | Path, inputs: list[str | Path] = ()) -> Path:  
     probe = parent
     while not probe.exists():
         probe = probe.parent
-    import os
-
     if not probe.is_dir() or not os.access(probe, os.W_OK):
         raise InputError(f"cannot write {out}: {probe} is not a writable folder")
     if out.is_dir():

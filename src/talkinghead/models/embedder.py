@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from talkinghead.models.blocks import ResBlockDown, SelfAttention, down_channels, sn_conv
 from talkinghead.config import ModelConfig
+from talkinghead.models.blocks import ResBlockDown, SelfAttention, down_channels, sn_conv
 
 
 class DownEncoder(nn.Module):

@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from talkinghead.models.blocks import AdaIN, ResBlock, ResBlockDown, ResBlockUp, SelfAttention, sn_conv, sn_linear
 from talkinghead.config import ModelConfig
+from talkinghead.models.blocks import AdaIN, ResBlock, ResBlockDown, ResBlockUp, SelfAttention, sn_conv, sn_linear
 
 
 class Generator(nn.Module):

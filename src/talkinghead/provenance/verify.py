@@ -7,7 +7,6 @@ to read and may also come from other tools.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
