@@ -32,7 +32,7 @@ MAX_SECONDS = 5.0
 SCREENSHOT_ENV = "TALKINGHEAD_SCREENSHOT"
 
 pytestmark = pytest.mark.filterwarnings("ignore:::gradio[.]queueing")  # Gradio's queue uses pandas-3-deprecated options
-pytest.importorskip("gradio", reason="the web page needs gradio (pip install -r requirements.lock)")
+pytest.importorskip("talkinghead.web.app", reason="the web page needs gradio (pip install -r requirements.lock)")
 
 
 def _free_port() -> int:

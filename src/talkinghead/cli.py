@@ -12,6 +12,7 @@ from pathlib import Path
 
 from talkinghead import __version__
 from talkinghead.errors import InputError, TalkingHeadError
+from talkinghead.web.cli import add_serve_command, run_serve
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -138,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Exit code: 0 all marked, 1 some not marked, 2 some unreadable.")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--json", action="store_true", help="one JSON object per file")
+
+    add_serve_command(sub)
 
     p = sub.add_parser("demo", help="animate the bundled example (scikit-image's astronaut) with the shipped model")
     p.add_argument("--out", default="demo.mp4", help="output .mp4 (default demo.mp4)")
@@ -266,7 +269,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return worst
 
 
-COMMANDS = {"verify": _cmd_verify, "prepare": _cmd_prepare, "sketch": _cmd_sketch, "train": _cmd_train, "animate": _cmd_animate,
+COMMANDS = {"verify": _cmd_verify, "serve": run_serve, "prepare": _cmd_prepare, "sketch": _cmd_sketch, "train": _cmd_train, "animate": _cmd_animate,
             "finetune": _cmd_finetune, "demo": _cmd_demo}
 
 

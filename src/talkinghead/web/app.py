@@ -29,8 +29,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+DEFAULT_TEMP_ROOT = Path(tempfile.gettempdir()) / "talkinghead-web"
+"""The app's temporary folder unless ``temp_dir`` names another."""
+
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # read by Gradio when it is imported and when Blocks are built
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+_owned_upload_dir: str | None = None
+"""The GRADIO_TEMP_DIR this module set (it may replace its own setting, never one the user made)."""
+if "GRADIO_TEMP_DIR" not in os.environ:  # before the import: Gradio makes some folders from it at import time
+    os.environ["GRADIO_TEMP_DIR"] = _owned_upload_dir = str(DEFAULT_TEMP_ROOT / "uploads")
 
 import av  # noqa: E402
 import av.error  # noqa: E402
@@ -56,20 +63,14 @@ DRIVING_UPLOAD = "My video"
 OUTPUT_NAME = "talkinghead.mp4"
 SERVER_ERROR = "Something went wrong on the server (the details are in its log). Please try again."
 
-_owned_upload_dir: str | None = None
-"""The GRADIO_TEMP_DIR this module set (it may replace its own setting, never one the user made)."""
 
 
 # -- workspace ---------------------------------------------------------------------------------------------------
-def default_temp_root() -> Path:
-    return Path(tempfile.gettempdir()) / "talkinghead-web"
-
-
 def prepare_workspace(temp_dir: str | Path | None) -> Path:
     """Create ``<root>/jobs`` (private to this user) and point Gradio's upload folder at ``<root>/uploads``
     unless the user chose one with GRADIO_TEMP_DIR. Returns the jobs folder."""
     global _owned_upload_dir
-    root = Path(temp_dir) if temp_dir is not None else default_temp_root()
+    root = Path(temp_dir) if temp_dir is not None else DEFAULT_TEMP_ROOT
     jobs = root / "jobs"
     jobs.mkdir(parents=True, exist_ok=True, mode=0o700)
     current = os.environ.get("GRADIO_TEMP_DIR")
@@ -211,7 +212,7 @@ def friendly_message(exc: InputError, names: dict[str, str]) -> str:
     text = str(exc)
     for full, short in sorted(names.items(), key=lambda kv: -len(kv[0])):
         text = text.replace(full, short)
-    for root in (*upload_roots(), default_temp_root()):
+    for root in (*upload_roots(), DEFAULT_TEMP_ROOT):
         text = re.sub(re.escape(str(root)) + r"/[^\s:,;]*", lambda m: Path(m.group()).name, text)
     text = text[:1].upper() + text[1:]
     if isinstance(exc, NoFaceError):
