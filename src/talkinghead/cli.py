@@ -12,6 +12,7 @@ from pathlib import Path
 
 from talkinghead import __version__
 from talkinghead.errors import InputError, TalkingHeadError
+from talkinghead.evaluation.cli import add_evaluate_command, run_evaluate
 from talkinghead.web.cli import add_serve_command, run_serve
 
 
@@ -140,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--json", action="store_true", help="one JSON object per file")
 
+    add_evaluate_command(sub)
     add_serve_command(sub)
 
     p = sub.add_parser("demo", help="animate the bundled example (scikit-image's astronaut) with the shipped model")
@@ -269,7 +271,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return worst
 
 
-COMMANDS = {"verify": _cmd_verify, "serve": run_serve, "prepare": _cmd_prepare, "sketch": _cmd_sketch, "train": _cmd_train, "animate": _cmd_animate,
+COMMANDS = {"verify": _cmd_verify, "serve": run_serve, "evaluate": run_evaluate, "prepare": _cmd_prepare, "sketch": _cmd_sketch, "train": _cmd_train, "animate": _cmd_animate,
             "finetune": _cmd_finetune, "demo": _cmd_demo}
 
 
