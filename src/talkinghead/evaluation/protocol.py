@@ -38,7 +38,6 @@ from talkinghead.evaluation.baselines import get_baseline
 from talkinghead.faces.crop import CropBox
 from talkinghead.faces.sketch import draw_sketch
 from talkinghead.inference.animate import CROP_SIZE, Animator, _to_uint8
-from talkinghead.inference.backends import make_backend
 from talkinghead.inference.compose import upscale
 from talkinghead.inference.retarget import Retargeter, apply, similarity
 from talkinghead.inference.source import SourceFace, diverse_indices
@@ -127,19 +126,6 @@ def load_identities(dataset: PreparedDataset, max_sources: int, frames: int,
         out.append(Identity(name, src_clip.key, drv_clip.key, src_frames, src_lmk, [int(i) for i in pool_ids],
                             drv_frames, drv_lmk, [int(i) for i in drv_ids]))
     return out
-
-
-def _set_faces(anim: Animator, faces: list[SourceFace], finetune_steps: int, progress: bool) -> None:
-    """What :meth:`Animator.set_source` does, for faces already cropped (the dataset's crops, not re-detected)."""
-    if finetune_steps > 0:
-        person = anim.finetune(faces, finetune_steps, progress=progress)
-        anim.bundle = person
-        anim.backend = make_backend(person, anim.backend_name, str(anim.device))
-        psi = person.psi.cpu().numpy()  # type: ignore[union-attr]
-    else:
-        frames, sketches = anim.source_tensors(faces)
-        psi = anim.backend.project(anim.backend.embed(frames, sketches))
-    anim.sources, anim.psi = faces, psi.astype(np.float32)
 
 
 def generate(anim: Animator, targets: np.ndarray) -> np.ndarray:
@@ -293,7 +279,7 @@ def evaluate(model: str | Path | ModelBundle | None, data_root: str | Path, spli
                 anim = Animator(bundle, device=device)
                 steps = (finetune_steps or default_steps(t)) if mode == "ft" else 0
                 t0 = time.perf_counter()
-                _set_faces(anim, faces, steps, progress=False)
+                anim.set_faces(faces, steps, progress=False)
                 setup = time.perf_counter() - t0
                 models[mode] = anim
                 imgs = generate(anim, targets)

@@ -126,6 +126,11 @@ class Animator:
                    progress: bool = True) -> list[SourceFace]:
         """Use these photos (or frames of a video) as the person to animate; ``finetune_steps`` > 0 fine-tunes."""
         faces = load_sources(sources, shots, self.face)
+        self.set_faces(faces, finetune_steps, progress)
+        return faces
+
+    def set_faces(self, faces: list[SourceFace], finetune_steps: int = 0, progress: bool = True) -> None:
+        """Like :meth:`set_source`, for faces already cropped (e.g. a prepared dataset's crops)."""
         frames, sketches = self.source_tensors(faces)
         if self.bundle.kind == "person":
             psi = self.bundle.psi.cpu().numpy()  # type: ignore[union-attr]
@@ -137,7 +142,6 @@ class Animator:
         else:
             psi = self.backend.project(self.backend.embed(frames, sketches))
         self.sources, self.psi = faces, psi.astype(np.float32)
-        return faces
 
     def finetune(self, faces: list[SourceFace], steps: int, progress: bool = True) -> ModelBundle:
         """Fine-tune the loaded meta-learned model on these source faces; returns the person model."""
