@@ -122,3 +122,14 @@ def test_bad_images(tmp_path: Path) -> None:
         read_image(tmp_path / "e.jpg")
     with pytest.raises(InputError, match="not a readable image"):
         read_image(tmp_path / "t.jpg")
+
+
+def test_atomic_outputs_get_the_usual_permissions(tmp_path: Path) -> None:
+    import os
+
+    from talkinghead.io import atomic_write_text
+
+    atomic_write_text(tmp_path / "a.txt", "x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~mask
