@@ -36,8 +36,7 @@ from talkinghead.errors import InputError
 from talkinghead.evaluation import metrics as M
 from talkinghead.evaluation.baselines import get_baseline
 from talkinghead.faces.crop import CropBox
-from talkinghead.faces.sketch import draw_sketch
-from talkinghead.inference.animate import CROP_SIZE, Animator, _to_uint8
+from talkinghead.inference.animate import CROP_SIZE, Animator
 from talkinghead.inference.compose import upscale
 from talkinghead.inference.retarget import Retargeter, apply, similarity
 from talkinghead.inference.source import SourceFace, diverse_indices
@@ -130,13 +129,9 @@ def load_identities(dataset: PreparedDataset, max_sources: int, frames: int,
 
 def generate(anim: Animator, targets: np.ndarray) -> np.ndarray:
     """Targets ``(N, 68, 2)`` in 256² crop pixels → generated faces ``(N, 256, 256, 3) uint8`` (upscaled)."""
-    res = anim.resolution
-    scale = res / CROP_SIZE
     out = []
     for i in range(0, len(targets), 8):
-        sk = np.stack([draw_sketch(t * scale, res) for t in targets[i : i + 8]])
-        sk = (sk.astype(np.float32) / 127.5 - 1.0).transpose(0, 3, 1, 2).copy()
-        out += [upscale(f, CROP_SIZE) for f in _to_uint8(anim.backend.generate(sk, anim.psi))]  # type: ignore[arg-type]
+        out += [upscale(f, CROP_SIZE) for f in anim.render(targets[i : i + 8])]
     return np.stack(out)
 
 

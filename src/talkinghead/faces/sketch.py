@@ -44,7 +44,3 @@ def draw_sketch(landmarks: np.ndarray, size: int | tuple[int, int], thickness: i
         cv2.polylines(canvas, [pts[a : b + 1]], closed, colour, thickness=t, lineType=cv2.LINE_AA, shift=_SHIFT)
     return canvas
 
-
-def draw_sketches(landmarks: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
-    """``(T, 68, 2)`` → ``(T, H, W, 3) uint8``."""
-    return np.stack([draw_sketch(lmk, size) for lmk in landmarks])

@@ -72,12 +72,15 @@ class AnimateResult:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
 
+def _to_input(images: np.ndarray) -> np.ndarray:
+    """``(N, H, W, 3) uint8`` → ``(N, 3, H, W) float32`` in [-1, 1]."""
+    return (images.astype(np.float32) / 127.5 - 1.0).transpose(0, 3, 1, 2).copy()
+
+
 def _to_model(images: np.ndarray, landmarks: np.ndarray, res: int) -> tuple[np.ndarray, np.ndarray]:
     """Crops ``(N, 256, 256, 3) uint8`` + landmarks → model-resolution frames and sketches, ``(N, 3, S, S)`` in [-1, 1]."""
     frames, lmk = resize_frames(images, landmarks, res)
-    sketches = np.stack([draw_sketch(p, res) for p in lmk])
-    conv = lambda a: (a.astype(np.float32) / 127.5 - 1.0).transpose(0, 3, 1, 2).copy()  # noqa: E731
-    return conv(frames), conv(sketches)
+    return _to_input(frames), _to_input(np.stack([draw_sketch(p, res) for p in lmk]))
 
 
 def _to_uint8(images: np.ndarray) -> np.ndarray:
@@ -154,6 +157,14 @@ class Animator:
         res.bundle.meta["sources"] = [f.origin for f in faces]
         return res.bundle
 
+    def render(self, targets: np.ndarray) -> np.ndarray:
+        """Target landmarks ``(N, 68, 2)`` in 256² crop pixels → generated faces ``(N, S, S, 3) uint8``."""
+        if self.psi is None:
+            raise InputError("set a source first (Animator.set_source)")
+        res = self.resolution
+        sketches = np.stack([draw_sketch(t * (res / CROP_SIZE), res) for t in targets])
+        return _to_uint8(self.backend.generate(_to_input(sketches), self.psi))
+
     # -- driving ----------------------------------------------------------------------------------------
     def _drive_video(self, path: Path, smoothing: float) -> _Driving:
         reader = VideoReader(path)
@@ -210,10 +221,7 @@ class Animator:
             nonlocal n
             if not pending:
                 return
-            targets = np.stack([p[0] for p in pending])
-            sketches = np.stack([draw_sketch(t * scale, res) for t in targets])
-            sk = (sketches.astype(np.float32) / 127.5 - 1.0).transpose(0, 3, 1, 2).copy()
-            faces = _to_uint8(self.backend.generate(sk, self.psi))  # type: ignore[arg-type]
+            faces = self.render(np.stack([p[0] for p in pending]))
             for face, (target, frame, _) in zip(faces, pending, strict=True):
                 img = upscale(face, opt.output_size)
                 if opt.paste_back:
