@@ -41,6 +41,12 @@ def write_frames(path: Path, frames: list[np.ndarray], fps: float = 25.0, audio:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _config_home(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Keep the tests' signing key (made on first use by every signed output) out of the user's config folder."""
+    os.environ["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("config"))
+
+
 @pytest.fixture(scope="session")
 def astronaut_frames() -> tuple[list[np.ndarray], list[np.ndarray]]:
     return astronaut_video(seconds=1.6, fps=25.0, size=320)

@@ -135,7 +135,7 @@ def test_onnx_backend_matches_torch(micro_model: Path, astronaut_png: Path) -> N
 def test_outputs_are_marked_and_verify_exit_codes(micro_model: Path, astronaut_png: Path, astronaut_mp4: Path,
                                                   tmp_path: Path) -> None:
     marked, plain = tmp_path / "marked.mp4", tmp_path / "plain.mp4"
-    for out, extra in ((marked, []), (plain, ["--no-watermark"])):
+    for out, extra in ((marked, []), (plain, ["--no-watermark", "--no-credentials"])):
         r = run("animate", "--source", str(astronaut_png), "--driving", str(astronaut_mp4), "--out", str(out),
                 "--model", str(micro_model), "--device", "cpu", "--no-progress", *extra)
         assert r.returncode == 0, r.stderr

@@ -65,6 +65,40 @@ def _face_overrides(args: argparse.Namespace) -> dict[str, object]:
     return over
 
 
+def _add_credential_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--consent", action="store_true",
+                   help="declare that the person shown consented to the use of their likeness (recorded in the "
+                        "Content Credentials; never assumed)")
+    p.add_argument("--no-credentials", action="store_true",
+                   help="do not sign a C2PA manifest (Content Credentials) into the output; signing is the default")
+    p.add_argument("--sign-cert", metavar="PEM",
+                   help="certificate chain to sign with (default: $TALKINGHEAD_SIGN_CERT, else a self-issued "
+                        "per-installation certificate made on first use)")
+    p.add_argument("--sign-key", metavar="PEM", help="private key of --sign-cert (default: $TALKINGHEAD_SIGN_KEY)")
+
+
+def _credential_options(args: argparse.Namespace) -> dict[str, object]:
+    if args.no_credentials and (args.sign_cert or args.sign_key or args.consent):
+        raise InputError("--no-credentials writes no manifest: --consent/--sign-cert/--sign-key would be lost")
+    if bool(args.sign_cert) != bool(args.sign_key):
+        raise InputError("--sign-cert and --sign-key go together")
+    if not args.no_credentials:  # a certificate that cannot sign fails now, before any compute
+        from talkinghead.provenance.credentials import resolve_identity
+
+        resolve_identity(args.sign_cert, args.sign_key)
+    return {"credentials": not args.no_credentials, "consent": args.consent, "sign_cert": args.sign_cert,
+            "sign_key": args.sign_key}
+
+
+def _model_file(model: str | None) -> Path | None:
+    """The model file whose hash the manifest records (None for a training-run folder)."""
+    if model is None:
+        from talkinghead.assets import default_model_path
+
+        return default_model_path()
+    return Path(model) if Path(model).is_file() else None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="talkinghead", description="Few-shot neural talking heads.")
     parser.add_argument("--version", action="version", version=f"talkinghead {__version__}")
@@ -125,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="torch", choices=["torch", "onnx"])
     p.add_argument("--no-watermark", action="store_true",
                    help="do not mark the video as synthetic (see README: Provenance); marking is the default")
+    _add_credential_options(p)
     p.add_argument("--no-progress", action="store_true")
 
     p = sub.add_parser("finetune", help="fine-tune the model on photos of one person → a person file for animate")
@@ -136,10 +171,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--no-progress", action="store_true")
 
-    p = sub.add_parser("verify", help="check whether videos or images carry talkinghead's synthetic-content mark",
-                       description="Exit code: 0 all marked, 1 some not marked, 2 some unreadable.")
+    p = sub.add_parser("verify", help="check whether videos or images are marked synthetic (C2PA manifest, watermark)",
+                       description="Reads each file's C2PA manifest (Content Credentials) and talkinghead's "
+                                   "watermark. Exit code: 0 all marked, 1 some not marked, 2 some unreadable.")
     p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("--json", action="store_true", help="one JSON object per file")
+    p.add_argument("--json", action="store_true", help="one JSON object per file, with everything found")
 
     add_evaluate_command(sub)
     add_serve_command(sub)
@@ -194,7 +230,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     anim = Animator(args.model, device="auto")
     anim.set_source([astronaut()])
     track, fps = driving_motion()
-    result = anim.animate((track, fps), args.out, AnimateOptions(side_by_side=True, progress=not args.no_progress))
+    result = anim.animate((track, fps), args.out, AnimateOptions(side_by_side=True, progress=not args.no_progress,
+                                                                model_file=_model_file(args.model)))
     print(f"wrote {Path(args.out).resolve()}: {result.frames} frames at {fps:.0f} fps "
           f"(driving sketch | astronaut), {result.frames_per_second:.1f} frames/s, watermark {result.payload}")
     return 0
@@ -220,6 +257,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_animate(args: argparse.Namespace) -> int:
     from talkinghead import api
 
+    credentials = _credential_options(args)
     api.check_output_path(args.out, [*args.source, args.driving])
     if args.frames:
         api.check_output_path(Path(args.frames) / "000000.png", [*args.source, args.driving])
@@ -227,7 +265,7 @@ def _cmd_animate(args: argparse.Namespace) -> int:
                          shots=args.shots, relative=args.relative, paste_back=args.paste_back,
                          side_by_side=args.side_by_side, frames_dir=args.frames, output_size=args.size,
                          device=args.device, backend=args.backend, watermark=not args.no_watermark,
-                         progress=not args.no_progress)
+                         progress=not args.no_progress, model_file=_model_file(args.model), **credentials)
     lost = f", {result.frames_without_face} without a driving face (held)" if result.frames_without_face else ""
     ft = f", fine-tuning {result.finetune_seconds:.1f} s" if result.finetune_seconds else ""
     print(f"wrote {result.path}: {result.frames} frames at {result.fps:.2f} fps{lost}; "
@@ -260,12 +298,15 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             worst = 2
             continue
         if args.json:
-            print(json.dumps({"file": path, "synthetic": r.synthetic, "watermarked": r.watermarked,
+            print(json.dumps({"file": path, "synthetic": r.synthetic, "verdict": r.verdict,
+                              "manifest_marked": r.manifest_marked, "watermarked": r.watermarked,
                               "tagged": r.tagged, "payload": str(r.payload) if r.payload else None,
-                              "confidence": round(r.confidence, 4), "reason": r.reason}))
+                              "confidence": round(r.confidence, 4), "reason": r.reason, "tags": r.tags,
+                              "credentials": r.credentials.to_dict() if r.credentials else None}, default=str))
         else:
-            verdict = "SYNTHETIC" if r.synthetic else "not marked"
-            print(f"{path}: {verdict}; {r.reason}")
+            print(f"{path}: {'SYNTHETIC' if r.synthetic else 'not marked'} — {r.verdict}")
+            for line in r.details:
+                print(f"  {line}")
         if not r.synthetic:
             worst = max(worst, 1)
     return worst

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -80,8 +81,13 @@ def read_image(path: str | Path) -> np.ndarray:
     return img
 
 
-def write_image(path: str | Path, img: np.ndarray, quality: int = 95) -> Path:
-    """Write an RGB uint8 image atomically; the format follows the extension."""
+def write_image(path: str | Path, img: np.ndarray, quality: int = 95,
+                finalize: Callable[[Path, Path], None] | None = None) -> Path:
+    """Write an RGB uint8 image atomically; the format follows the extension.
+
+    ``finalize(tmp, path)``, if given, is called on the written temporary file just before it is renamed onto
+    ``path`` (e.g. to embed a signed manifest).
+    """
     path = Path(path)
     ext = (path.suffix or ".png").lower()
     params = [cv2.IMWRITE_JPEG_QUALITY, quality] if ext in (".jpg", ".jpeg") else []
@@ -90,4 +96,6 @@ def write_image(path: str | Path, img: np.ndarray, quality: int = 95) -> Path:
         raise InputError(f"cannot encode image as {path.suffix!r}")
     with atomic_path(path) as tmp:
         tmp.write_bytes(buf.tobytes())
+        if finalize is not None:
+            finalize(tmp, path)
     return path

@@ -6,7 +6,7 @@ Frames are ``(H, W, 3) uint8`` RGB arrays throughout the package.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -156,6 +156,9 @@ class VideoWriter:
     The file is written under a temporary name and renamed onto ``path`` only when :meth:`close` succeeds,
     so an interrupted run never leaves a half-written video under the final name. Audio is re-encoded to AAC
     and cut to the video's length. Odd frame sizes are padded by one pixel (yuv420p needs even sizes).
+
+    ``finalize(tmp, path)``, if given, is called on the finished temporary file just before it is renamed onto
+    ``path`` (e.g. to embed a signed manifest); if it raises, nothing is written under ``path``.
     """
 
     def __init__(
@@ -166,6 +169,7 @@ class VideoWriter:
         audio_from: str | Path | None = None,
         preset: str = "medium",
         metadata: dict[str, str] | None = None,
+        finalize: Callable[[Path, Path], None] | None = None,
     ) -> None:
         self.path = Path(path)
         self.fps = fps
@@ -173,6 +177,7 @@ class VideoWriter:
         self.preset = preset
         self.audio_from = Path(audio_from) if audio_from is not None else None
         self.metadata = metadata or {}
+        self.finalize = finalize
         self._atomic = atomic_path(self.path, suffix=".mp4")
         self._tmp = self._atomic.__enter__()
         self._container = av.open(str(self._tmp), mode="w", format="mp4")
@@ -269,6 +274,8 @@ class VideoWriter:
                 self._container.mux(packet)
             self._mux_audio()
             self._container.close()
+            if self.finalize is not None:
+                self.finalize(self._tmp, self.path)
         except BaseException as exc:
             self._container.close()
             self._atomic.__exit__(type(exc), exc, exc.__traceback__)

@@ -1,8 +1,9 @@
-"""Check whether a video or image file is synthetic: its invisible watermark and its container tags.
+"""Check whether a video or image file is synthetic: its C2PA manifest, invisible watermark and container tags.
 
-The two signals are reported separately: the watermark survives re-encoding, scaling, cropping and GIF
-conversion, while tags survive only a plain copy (any re-mux or upload may drop them), but tags cost nothing
-to read and may also come from other tools.
+The signals are reported separately: the watermark survives re-encoding, scaling, cropping and GIF conversion
+but only talkinghead reads it; the signed C2PA manifest (Content Credentials) is the standard other tools read
+and shows any change to the content after signing, but a re-encode or a metadata-stripping upload drops it;
+tags survive only a plain copy, cost nothing to read and may also come from other tools.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from talkinghead import __version__
 from talkinghead.errors import InputError
 from talkinghead.io.images import IMAGE_EXTENSIONS, read_image
 from talkinghead.io.video import VideoReader
+from talkinghead.provenance.credentials import CredentialsReport, read_credentials
 from talkinghead.provenance.watermark import Detection, Payload, WatermarkDecoder
 
 DEFAULT_MAX_FRAMES = 60
@@ -59,7 +61,7 @@ def tags_say_synthetic(tags: dict[str, str]) -> bool:
 
 @dataclass(frozen=True)
 class VerifyResult:
-    """What :func:`verify_file` found. ``synthetic`` is ``watermarked or tagged``."""
+    """What :func:`verify_file` found. ``synthetic`` is ``watermarked or tagged or`` a manifest declaring AI."""
 
     path: str
     synthetic: bool
@@ -76,6 +78,46 @@ class VerifyResult:
     kind: str = "video"
     """``"video"`` or ``"image"``."""
     detection: Detection | None = field(default=None, repr=False)
+    credentials: CredentialsReport | None = None
+    """The C2PA manifest (``None`` when not looked for)."""
+    verdict: str = ""
+    """One line: marked synthetic by both (manifest and watermark), by one of them (which), or by neither."""
+    details: tuple[str, ...] = ()
+    """``reason`` as lines: the manifest's, then the watermark's and the tags'."""
+
+    @property
+    def manifest_marked(self) -> bool:
+        """A readable C2PA manifest declares the content AI-generated (whether or not it still matches)."""
+        return self.credentials is not None and self.credentials.present and self.credentials.error is None \
+            and self.credentials.synthetic
+
+
+def _verdict(watermarked: bool, tagged: bool, creds: CredentialsReport | None) -> str:
+    manifest = creds is not None and creds.present and creds.error is None and creds.synthetic
+    if manifest and watermarked:
+        text = "marked synthetic by both the C2PA manifest and the watermark"
+    elif watermarked:
+        text = "marked synthetic by the watermark only"
+        if creds is not None and not creds.present:
+            text += " (no C2PA manifest: stripped, e.g. by re-encoding, or never added)"
+    elif manifest:
+        text = "marked synthetic by the C2PA manifest only (no watermark found)"
+    else:
+        text = "marked synthetic by neither the C2PA manifest nor the watermark"
+        if tagged:
+            text += " (only its container tags say synthetic)"
+    if creds is not None and creds.present:
+        if creds.error is not None:
+            text += "; its C2PA manifest is unreadable (corrupt)"
+        elif not creds.synthetic:
+            text += "; its C2PA manifest does not declare AI-generated content"
+        if creds.error is None and creds.content == "altered":
+            text += "; the manifest reports the content ALTERED after signing"
+        if creds.error is None and creds.signature == "invalid":
+            text += "; the manifest's signature is INVALID"
+        elif creds.error is None and not creds.manifest_intact:
+            text += "; the manifest's assertions were altered"
+    return text
 
 
 SEEK_ABOVE_FRAMES = 3000
@@ -173,8 +215,9 @@ def _is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS
 
 
-def verify_file(path: str | Path, max_frames: int = DEFAULT_MAX_FRAMES) -> VerifyResult:
-    """Check a video (any FFmpeg-readable file, GIF included) or an image for the talkinghead watermark and tags.
+def verify_file(path: str | Path, max_frames: int = DEFAULT_MAX_FRAMES, credentials: bool = True) -> VerifyResult:
+    """Check a video (any FFmpeg-readable file, GIF included) or an image for a C2PA manifest (unless
+    ``credentials`` is False), the talkinghead watermark and tags.
 
     Videos: up to ``max_frames`` frames spread over the whole video are decoded together (their evidence adds
     up). Images (by extension): the one picture. Raises :class:`InputError` when the file is missing, empty or
@@ -195,7 +238,9 @@ def verify_file(path: str | Path, max_frames: int = DEFAULT_MAX_FRAMES) -> Verif
         kind = "video"
     det = decoder.result()
     tagged = tags_say_synthetic(tags)
-    parts = []
+    creds = read_credentials(p) if credentials else None
+    manifest = creds is not None and creds.present and creds.error is None and creds.synthetic
+    parts = [creds.summary()] if creds is not None else []
     if det.marked and det.payload is not None:
         parts.append(f"watermark: {det.payload} (confidence {det.confidence:.2f}, {det.frames_used} frames)")
     else:
@@ -203,7 +248,7 @@ def verify_file(path: str | Path, max_frames: int = DEFAULT_MAX_FRAMES) -> Verif
     parts.append("tags: synthetic" if tagged else ("tags: none say synthetic" if tags else "tags: none"))
     return VerifyResult(
         path=str(path),
-        synthetic=det.marked or tagged,
+        synthetic=det.marked or tagged or manifest,
         payload=det.payload,
         confidence=det.confidence,
         tags=tags,
@@ -212,4 +257,7 @@ def verify_file(path: str | Path, max_frames: int = DEFAULT_MAX_FRAMES) -> Verif
         tagged=tagged,
         kind=kind,
         detection=det,
+        credentials=creds,
+        verdict=_verdict(det.marked, tagged, creds),
+        details=(*parts[:1], "; ".join(parts[1:])) if creds is not None else ("; ".join(parts),),
     )

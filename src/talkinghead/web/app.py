@@ -347,14 +347,16 @@ def summary(result: AnimateResult) -> str:
         parts.append(f"{result.frames_without_face} driving frame(s) showed no face (the last pose was held)")
     text = "; ".join(parts) + "."
     if result.payload:
-        text += f" The video is marked as synthetic (watermark `{result.payload}`)."
+        text += (f" The video is marked as synthetic (watermark `{result.payload}`, and signed Content Credentials "
+                 "that C2PA tools read).")
     return text
 
 
 # -- the page ----------------------------------------------------------------------------------------------------
 INTRO = """# talkinghead
 Animate a portrait with the face motion of a driving video. Everything runs on this server; nothing is sent
-elsewhere. Results carry an invisible watermark that marks them as synthetic."""
+elsewhere. Results carry an invisible watermark and a signed C2PA manifest (Content Credentials) that mark them
+as synthetic."""
 
 
 def _source_inputs(limits: Limits) -> tuple[gr.Radio, gr.File, gr.Image]:
