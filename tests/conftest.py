@@ -105,6 +105,30 @@ MICRO = {
 """Overrides that make a network small enough for fast CPU tests."""
 
 
+MICRO_WARP = {
+    "model.resolution": 32, "model.width": 8, "model.embed_dim": 32, "model.gen_res_blocks": 1,
+    "model.attention_res": 8, "model.motion_resolution": 16, "model.embed_resolution": 32,
+    "model.disc_resolution": 32, "loss.resolution": 0, "loss.face_every": 1, "batch_size": 2, "k": 2, "workers": 0,
+    "log_every": 1, "sample_every": 1000, "checkpoint_every": 1000, "adversarial_from": 1,
+}
+"""The warp preset shrunk for fast CPU tests (32², the discriminator joins at step 1)."""
+
+
+@pytest.fixture(scope="session")
+def micro_warp_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised warp-and-refine model file at 32² (it starts as a thin-plate warp of the source)."""
+    import torch
+
+    from talkinghead.api import train_config
+    from talkinghead.models.bundle import ModelBundle, save_bundle
+    from talkinghead.models.factory import build_discriminator, build_embedder, build_generator
+
+    torch.manual_seed(0)
+    cfg = train_config("warp", **MICRO_WARP).model
+    bundle = ModelBundle(cfg, build_generator(cfg), build_discriminator(cfg), build_embedder(cfg))
+    return save_bundle(tmp_path_factory.mktemp("model") / "micro-warp.safetensors", bundle)
+
+
 @pytest.fixture(scope="session")
 def micro_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A randomly initialised model file at 32² (the pipeline's plumbing does not need a trained one)."""

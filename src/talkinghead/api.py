@@ -41,7 +41,7 @@ def prepare(
 
 
 def train_config(
-    preset: str | None = "tiny", config_file: str | Path | None = None, **overrides: Any
+    preset: str | None = "warp", config_file: str | Path | None = None, **overrides: Any
 ) -> TrainConfig:
     """A preset (tiny, small, paper), then a YAML file, then ``key=value`` overrides (dotted keys allowed)."""
     return load_config(TrainConfig, section="train", preset=preset, yaml_file=config_file,
@@ -51,7 +51,7 @@ def train_config(
 def train(
     data: str | Path,
     out: str | Path,
-    preset: str | None = "tiny",
+    preset: str | None = "warp",
     config_file: str | Path | None = None,
     resume: bool = False,
     progress: bool = True,

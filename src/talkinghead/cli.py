@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "DistributedDataParallel over all processes.")
     p.add_argument("--data", required=True, help="a dataset written by `talkinghead prepare`")
     p.add_argument("--out", required=True, help="run folder: checkpoints, samples, TensorBoard logs")
-    p.add_argument("--preset", default="tiny", help="tiny (64²), small (128²) or paper (256²)")
+    p.add_argument("--preset", default="warp", help="warp (the default: warp-and-refine at 256²), or the paper's synthesis generator: tiny (64²), small (128²), paper (256²)")
     p.add_argument("--steps", type=_positive, help="train until this step (default from the preset)")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, ...")

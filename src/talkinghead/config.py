@@ -64,8 +64,15 @@ class PrepareConfig:
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
 
 
+ARCHITECTURES = ("synthesis", "warp")
+
+
 @dataclass
 class ModelConfig:
+    arch: str = "synthesis"
+    """``warp``: warp-and-refine (moves the source's pixels and features, generates only what warping cannot give;
+    trains on a CPU). ``synthesis``: the paper's generator, which paints every pixel from the sketch and ê (needs
+    GPU-scale data and compute). Model files written before this setting existed are ``synthesis``."""
     resolution: int = 64
     """Side of the square images the networks see."""
     width: int = 32
@@ -80,8 +87,16 @@ class ModelConfig:
     """Self-attention after the block whose output has this resolution (E, D and both halves of G)."""
     proj_layers: int = 1
     """Layers of the projection P: ê → AdaIN parameters (1 = the paper's matrix, 2 = an MLP)."""
+    motion_resolution: int = 64
+    """warp: side of the grid on which the flow correction, occlusion and confidences are predicted."""
+    embed_resolution: int = 64
+    """warp: the embedder sees the sources downscaled to this side (ê only steers AdaIN at the bottleneck)."""
+    disc_resolution: int = 128
+    """warp: the discriminator judges frames downscaled to this side."""
 
     def __post_init__(self) -> None:
+        if self.arch not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture {self.arch!r} (choose from {', '.join(ARCHITECTURES)})")
         if self.resolution < 16 or self.resolution & (self.resolution - 1):
             raise ValueError(f"resolution must be a power of two >= 16, got {self.resolution}")
         if self.resolution >> self.gen_downs < 4:
@@ -111,6 +126,15 @@ class LossConfig:
     adversarial: float = 1.0
     feature_matching: float = 10.0
     match: float = 80.0
+    l1: float = 0.0
+    """Pixel L1 (warp: keeps colours and the warped source's detail exact; the paper's generator has none)."""
+    smoothness: float = 0.0
+    """warp: total variation of the learned flow correction (grid units), so it stays a correction."""
+    resolution: int = 0
+    """Compute the perceptual terms at this side (0 = the model's resolution)."""
+    face_every: int = 1
+    """Compute the identity (FaceNet) term on every N-th step only: on a CPU it costs more than the rest of the
+    generator step (measured: FaceNet forward + backward 6.5 s vs VGG16 at 128² 2.4 s, batch of 4, 2 loaded cores)."""
     vgg_layers: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")
     vgg_weights: str | None = None
     """A file with torchvision VGG19 weights (.safetensors, or .pth read with weights_only) to use the paper's
@@ -138,6 +162,11 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     k: int = 8
     """Source frames per episode (the target frame is never among them)."""
+    cross_clip: float = 0.5
+    """warp: probability that the target comes from another clip of the same person (when there is one)."""
+    adversarial_from: int = 0
+    """warp: train with the reconstruction losses only until this step, then add D (adversarial, feature
+    matching, embedding match). The paper's generator uses all losses from the start."""
     batch_size: int = 4
     """Episodes per step and process."""
     steps: int = 10000

@@ -107,3 +107,54 @@ class SampleNumbers(Sampler[int]):
         if self.steps is None:
             raise TypeError("infinite sampler")
         return max(0, self.steps - self.start_step) * self.batch_size
+
+
+class WarpEpisodeDataset(EpisodeDataset):
+    """Episodes for the warp-and-refine generator: ``dataset[n]`` →
+
+    - ``frames``, ``sketches``: ``(K, 3, S, S)`` in [-1, 1] — K source frames of one clip and their sketches
+    - ``target``: ``(3, S, S)`` — another frame of the same person: with probability ``cross_clip``, and when the
+      person has several clips, from a different clip (other lighting, framing, expression)
+    - ``target_sketch``: ``(3, m, m)`` — the target's sketch at the motion resolution
+    - ``prior``: ``(K, 2, m, m)`` — the thin-plate backward flow from the target's landmarks to each source's
+    - ``video``: the source clip's index (the discriminator's column W_i, matched to the embedding of its frames)
+    """
+
+    def __init__(self, data: PreparedDataset, resolution: int, k: int, seed: int = 0, flip: bool = True,
+                 use_photos: bool = True, motion_resolution: int = 64, cross_clip: float = 0.5) -> None:
+        super().__init__(data, resolution, k, seed, flip, use_photos)
+        self.motion_resolution = motion_resolution
+        self.cross_clip = cross_clip
+        by_identity: dict[str, list[int]] = {}
+        for i, c in enumerate(self.clips):
+            by_identity.setdefault(c.identity, []).append(i)
+        self.same_person = [by_identity[c.identity] for c in self.clips]
+
+    def episode(self, video: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        from talkinghead.faces.warp import prior_grids
+
+        clip = self.clips[video]
+        others = [i for i in self.same_person[video] if i != video]
+        if others and rng.random() < self.cross_clip:
+            tclip = self.clips[int(rng.choice(others))]
+            target = int(rng.integers(tclip.n_frames))
+            pool = np.arange(clip.n_frames)
+        else:
+            tclip = clip
+            target = int(rng.integers(clip.n_frames))
+            pool = np.delete(np.arange(clip.n_frames), target)
+        sources = rng.choice(pool, size=self.k, replace=len(pool) < self.k)
+        frames, lmk = clip.read(sources.tolist())
+        tframe, tlmk = tclip.read([target])
+        frames, lmk = resize_frames(np.concatenate([frames, tframe]), np.concatenate([lmk, tlmk]), self.resolution)
+        if self.flip and rng.random() < 0.5:
+            frames = frames[:, :, ::-1]
+            lmk = mirror_landmarks(lmk, self.resolution)
+        m = self.motion_resolution
+        sketches = np.stack([draw_sketch(p, self.resolution) for p in lmk[:-1]])
+        target_sketch = draw_sketch(lmk[-1] * (m / self.resolution), m)
+        prior = prior_grids(lmk[-1:], lmk[:-1], self.resolution, m)[0]
+        f = to_tensor(frames)
+        return {"frames": f[:-1], "sketches": to_tensor(sketches), "target": f[-1],
+                "target_sketch": to_tensor(target_sketch), "prior": torch.from_numpy(prior),
+                "video": torch.tensor(video)}

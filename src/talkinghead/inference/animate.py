@@ -16,13 +16,12 @@ import torch
 from tqdm import tqdm
 
 from talkinghead.config import PrepareConfig, TrackerConfig
-from talkinghead.data.episodes import resize_frames
-from talkinghead.errors import InputError
+from talkinghead.errors import InputError, NoFaceError
 from talkinghead.faces.crop import CropBox, face_crop_box
 from talkinghead.faces.sketch import draw_sketch
 from talkinghead.faces.track import FaceTracker
-from talkinghead.inference.backends import Backend, make_backend, pick_device
-from talkinghead.inference.compose import driver_view, face_mask, paste_back, side_by_side, upscale
+from talkinghead.inference.backends import Backend, embedder_inputs, make_backend, pick_device
+from talkinghead.inference.compose import crop_mask, driver_view, face_mask, paste_back, side_by_side, upscale
 from talkinghead.inference.retarget import Retargeter
 from talkinghead.inference.source import SourceFace, load_sources
 from talkinghead.io.images import write_image
@@ -52,6 +51,16 @@ class AnimateOptions:
     """One-Euro smoothing of the driving landmarks (min cut-off, Hz; 0 = off)."""
     crf: int = 18
     progress: bool = True
+    credentials: bool = True
+    """Sign a C2PA manifest (Content Credentials) into every output file, next to the watermark."""
+    consent: bool = False
+    """Record that the person's consent to the use of their likeness was declared (never implied)."""
+    sign_cert: str | Path | None = None
+    """Certificate chain (PEM) to sign with (default: TALKINGHEAD_SIGN_CERT, else a per-installation one)."""
+    sign_key: str | Path | None = None
+    """Its private key (PEM)."""
+    model_file: str | Path | None = None
+    """The model file, for its hash in the manifest (the weights' hash is recorded in any case)."""
 
 
 @dataclass
@@ -70,17 +79,6 @@ class AnimateResult:
     @property
     def frames_per_second(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
-
-
-def _to_input(images: np.ndarray) -> np.ndarray:
-    """``(N, H, W, 3) uint8`` → ``(N, 3, H, W) float32`` in [-1, 1]."""
-    return (images.astype(np.float32) / 127.5 - 1.0).transpose(0, 3, 1, 2).copy()
-
-
-def _to_model(images: np.ndarray, landmarks: np.ndarray, res: int) -> tuple[np.ndarray, np.ndarray]:
-    """Crops ``(N, 256, 256, 3) uint8`` + landmarks → model-resolution frames and sketches, ``(N, 3, S, S)`` in [-1, 1]."""
-    frames, lmk = resize_frames(images, landmarks, res)
-    return _to_input(frames), _to_input(np.stack([draw_sketch(p, res) for p in lmk]))
 
 
 def _to_uint8(images: np.ndarray) -> np.ndarray:
@@ -122,9 +120,6 @@ class Animator:
         return self.bundle.config.resolution
 
     # -- sources --------------------------------------------------------------------------------------
-    def source_tensors(self, sources: list[SourceFace]) -> tuple[np.ndarray, np.ndarray]:
-        return _to_model(np.stack([s.crop for s in sources]), np.stack([s.landmarks for s in sources]), self.resolution)
-
     def set_source(self, sources: list[str | Path | np.ndarray], shots: int = 8, finetune_steps: int = 0,
                    progress: bool = True) -> list[SourceFace]:
         """Use these photos (or frames of a video) as the person to animate; ``finetune_steps`` > 0 fine-tunes."""
@@ -134,7 +129,8 @@ class Animator:
 
     def set_faces(self, faces: list[SourceFace], finetune_steps: int = 0, progress: bool = True) -> None:
         """Like :meth:`set_source`, for faces already cropped (e.g. a prepared dataset's crops)."""
-        frames, sketches = self.source_tensors(faces)
+        crops = np.stack([f.crop for f in faces])
+        landmarks = np.stack([f.landmarks for f in faces]).astype(np.float32)
         if self.bundle.kind == "person":
             psi = self.bundle.psi.cpu().numpy()  # type: ignore[union-attr]
         elif finetune_steps > 0:
@@ -143,16 +139,16 @@ class Animator:
             self.backend = make_backend(person, self.backend_name, str(self.device))
             psi = person.psi.cpu().numpy()  # type: ignore[union-attr]
         else:
-            psi = self.backend.project(self.backend.embed(frames, sketches))
+            psi = self.backend.project(self.backend.embed(*embedder_inputs(self.bundle, crops, landmarks)))
         self.sources, self.psi = faces, psi.astype(np.float32)
+        self.backend.set_sources(crops, landmarks, self.psi)
 
     def finetune(self, faces: list[SourceFace], steps: int, progress: bool = True) -> ModelBundle:
         """Fine-tune the loaded meta-learned model on these source faces; returns the person model."""
         from talkinghead.training.finetune import finetune
 
-        frames, sketches = self.source_tensors(faces)
-        res = finetune(self.bundle, torch.from_numpy(frames), torch.from_numpy(sketches), steps, self.device,
-                       progress=progress)
+        res = finetune(self.bundle, np.stack([f.crop for f in faces]), np.stack([f.landmarks for f in faces]), steps,
+                       self.device, progress=progress)
         self.finetune_seconds = res.seconds
         res.bundle.meta["sources"] = [f.origin for f in faces]
         return res.bundle
@@ -162,8 +158,17 @@ class Animator:
         if self.psi is None:
             raise InputError("set a source first (Animator.set_source)")
         res = self.resolution
-        sketches = np.stack([draw_sketch(t * (res / CROP_SIZE), res) for t in targets])
-        return _to_uint8(self.backend.generate(_to_input(sketches), self.psi))
+        targets = np.asarray(targets, np.float32)
+        if res != CROP_SIZE:
+            targets = (targets + 0.5) * (res / CROP_SIZE) - 0.5
+        return _to_uint8(self.backend.render(targets))
+
+    def _paste_mask(self, target: np.ndarray, source: np.ndarray) -> np.ndarray:
+        """Where the generated crop replaces the photo: the whole crop for the warp generator (it moves the hair,
+        neck and shoulders too, and keeps the crop's border in place), the face for the paper's generator."""
+        if self.bundle.config.arch == "warp":
+            return crop_mask(CROP_SIZE)
+        return face_mask(np.stack([target, source]), CROP_SIZE)
 
     # -- driving ----------------------------------------------------------------------------------------
     def _drive_video(self, path: Path, smoothing: float) -> _Driving:
@@ -205,11 +210,14 @@ class Animator:
         res = self.resolution
         scale = res / CROP_SIZE
         retarget = Retargeter(src.landmarks, relative=opt.relative)
-        mark = marking(enabled=opt.watermark)
+        mark = marking(opt.watermark, opt.credentials, model=self.bundle, model_file=opt.model_file,
+                       consent=opt.consent, sign_cert=opt.sign_cert, sign_key=opt.sign_key,
+                       frames_dir=opt.frames_dir)
         frames_dir = Path(opt.frames_dir) if opt.frames_dir else None
         if frames_dir is not None:
             frames_dir.mkdir(parents=True, exist_ok=True)
-        writer = VideoWriter(out, fps=drv.fps, crf=opt.crf, audio_from=drv.audio, metadata=mark.tags)
+        writer = VideoWriter(out, fps=drv.fps, crf=opt.crf, audio_from=drv.audio, metadata=mark.tags,
+                             finalize=mark.finalize)
         t0 = time.perf_counter()
         n = lost = 0
         last: np.ndarray | None = None
@@ -225,8 +233,7 @@ class Animator:
             for face, (target, frame, _) in zip(faces, pending, strict=True):
                 img = upscale(face, opt.output_size)
                 if opt.paste_back:
-                    mask = face_mask(np.stack([target, src.landmarks]), CROP_SIZE)
-                    img = paste_back(src.image, face, src.box, mask)
+                    img = paste_back(src.image, face, src.box, self._paste_mask(target, src.landmarks))
                 if opt.side_by_side:
                     left = driver_view(frame, driver_box, img.shape[0]) if frame is not None else \
                         upscale(draw_sketch(target * scale, res), img.shape[0])
@@ -261,6 +268,9 @@ class Animator:
         if n == 0:
             writer.abort()
             raise InputError("the driving input has no frame")
+        if last is None:
+            writer.abort()
+            raise NoFaceError(f"no face found in any of the {n} driving frames")
         writer.close()
         seconds = time.perf_counter() - t0
         return AnimateResult(out, n, lost, drv.fps, seconds, self.finetune_seconds, mark.payload_text)

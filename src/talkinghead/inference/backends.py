@@ -1,6 +1,9 @@
-"""Inference backends with one interface: PyTorch (CPU or CUDA) and ONNX Runtime (CPU).
+"""Inference backends with one interface for both architectures: PyTorch (CPU or CUDA) and ONNX Runtime (CPU).
 
-Images and sketches are ``(N, 3, S, S) float32`` in [-1, 1]; ê is ``(embed_dim,)``, ψ ``(1, psi_dim)``.
+A backend is given the person once (:meth:`Backend.set_sources`: the source crops, their landmarks and ψ) and then
+renders target landmarks (:meth:`Backend.render`). What the networks need from landmarks — sketches for the paper's
+generator; sketches and thin-plate prior flows for the warp generator — is computed here, the same way for every
+backend. Images are ``(N, 3, S, S) float32`` in [-1, 1]; ê is ``(embed_dim,)``, ψ ``(1, psi_dim)``.
 """
 
 from __future__ import annotations
@@ -13,7 +16,11 @@ import numpy as np
 import torch
 
 from talkinghead.errors import InputError
+from talkinghead.faces.warp import prior_grids
 from talkinghead.models.bundle import ModelBundle, bake_spectral_norm, clone_network
+from talkinghead.models.inputs import embedder_inputs, model_crops, sketches_at, to_input
+
+__all__ = ["Backend", "OnnxBackend", "TorchBackend", "embedder_inputs", "make_backend", "pick_device"]
 
 
 class Backend(Protocol):
@@ -21,7 +28,8 @@ class Backend(Protocol):
 
     def embed(self, frames: np.ndarray, sketches: np.ndarray) -> np.ndarray: ...
     def project(self, e: np.ndarray) -> np.ndarray: ...
-    def generate(self, sketches: np.ndarray, psi: np.ndarray) -> np.ndarray: ...
+    def set_sources(self, crops: np.ndarray, landmarks: np.ndarray, psi: np.ndarray) -> None: ...
+    def render(self, targets: np.ndarray) -> np.ndarray: ...
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -34,16 +42,34 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+class _Person:
+    """What a backend keeps of the person between frames."""
+
+    def __init__(self) -> None:
+        self.psi: np.ndarray | None = None
+        self.landmarks: np.ndarray | None = None
+        self.crops: np.ndarray | None = None
+
+
 class TorchBackend:
     name = "torch"
 
     def __init__(self, bundle: ModelBundle, device: torch.device) -> None:
         self.device = device
+        self.config = bundle.config
+        self.warp = bundle.config.arch == "warp"
         self.generator = bake_spectral_norm(clone_network(bundle.generator)).to(device)
         self.embedder = bake_spectral_norm(clone_network(bundle.embedder)).to(device) if bundle.embedder else None
         self.dtype = torch.float16 if device.type == "cuda" else torch.float32
         if self.dtype == torch.float16:
             self.generator.half()
+        self.bundle = bundle
+        self.person = _Person()
+        self._feats: list[torch.Tensor] = []
+        self._images: torch.Tensor | None = None
+
+    def _t(self, a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(a)).to(self.device, self.dtype)
 
     @torch.inference_mode()
     def embed(self, frames: np.ndarray, sketches: np.ndarray) -> np.ndarray:
@@ -58,10 +84,35 @@ class TorchBackend:
         return self.generator.project(torch.from_numpy(e[None]).to(self.device, self.dtype)).float().cpu().numpy()
 
     @torch.inference_mode()
-    def generate(self, sketches: np.ndarray, psi: np.ndarray) -> np.ndarray:
-        s = torch.from_numpy(sketches).to(self.device, self.dtype)
-        p = torch.from_numpy(psi).to(self.device, self.dtype).expand(len(s), -1)
-        return self.generator(s, p).float().cpu().numpy()
+    def set_sources(self, crops: np.ndarray, landmarks: np.ndarray, psi: np.ndarray) -> None:
+        """The person: source crops ``(K, S0, S0, 3) uint8``, landmarks ``(K, 68, 2)`` in their pixels, ψ."""
+        self.person.psi = np.asarray(psi, np.float32)
+        if not self.warp:
+            return
+        crops, landmarks = model_crops(self.bundle, crops, landmarks)
+        self.person.crops, self.person.landmarks = crops, landmarks
+        images = self._t(to_input(crops))
+        sketches = self._t(sketches_at(landmarks, crops.shape[1], crops.shape[1]))
+        self._images = images[None]
+        self._feats = [f[None] for f in self.generator.encode(images, sketches)]
+
+    @torch.inference_mode()
+    def render(self, targets: np.ndarray) -> np.ndarray:
+        """Target landmarks ``(N, 68, 2)`` in model-resolution pixels → ``(N, 3, S, S)`` in [-1, 1]."""
+        psi = self.person.psi
+        if psi is None:
+            raise InputError("set a source first")
+        n, res = len(targets), self.config.resolution
+        p = self._t(psi).expand(n, -1)
+        if not self.warp:
+            return self.generator(self._t(sketches_at(targets, res, res)), p).float().cpu().numpy()
+        assert self._images is not None and self.person.landmarks is not None
+        m = self.config.motion_resolution
+        prior = self._t(prior_grids(targets, self.person.landmarks, res, m))
+        sketch = self._t(sketches_at(targets, res, m))
+        feats = [f.expand(n, *f.shape[1:]) for f in self._feats]
+        images = self._images.expand(n, *self._images.shape[1:])
+        return self.generator(images, feats, prior, sketch, p)[0].float().cpu().numpy()
 
 
 def _cache_dir() -> Path:
@@ -70,12 +121,14 @@ def _cache_dir() -> Path:
     return d
 
 
-def _export(module: torch.nn.Module, args: tuple[torch.Tensor, ...], names: list[str], out: Path) -> None:
+def _export(module: torch.nn.Module, args: tuple[torch.Tensor, ...], names: list[str], out: Path,
+            outputs: list[str] | None = None, axes: dict[str, dict[int, str]] | None = None) -> None:
     from talkinghead.io.atomic import atomic_path
 
-    axes = {n: {0: "batch"} for n in [*names, "output"]}
+    outputs = outputs or ["output"]
+    axes = axes or {n: {0: "batch"} for n in [*names, *outputs]}
     with atomic_path(out, suffix=".onnx") as tmp:
-        torch.onnx.export(module, args, str(tmp), input_names=names, output_names=["output"], dynamic_axes=axes,
+        torch.onnx.export(module, args, str(tmp), input_names=names, output_names=outputs, dynamic_axes=axes,
                           opset_version=17, dynamo=False)
 
 
@@ -88,6 +141,39 @@ class _Embed(torch.nn.Module):
         return self.embedder.embed_frames(frames, sketches)
 
 
+class _Encode(torch.nn.Module):
+    def __init__(self, generator: torch.nn.Module) -> None:
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, images: torch.Tensor, sketches: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(self.generator.encode(images, sketches))
+
+
+class _WarpGenerate(torch.nn.Module):
+    """The warp generator for one person: sources ``(1, K, ...)`` are broadcast over the N targets."""
+
+    def __init__(self, generator: torch.nn.Module) -> None:
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, images: torch.Tensor, f1: torch.Tensor, f2: torch.Tensor, f3: torch.Tensor,
+                prior: torch.Tensor, sketch: torch.Tensor, psi: torch.Tensor) -> torch.Tensor:
+        n = prior.shape[0]
+        feats = [f.expand(n, -1, -1, -1, -1) for f in (f1, f2, f3)]
+        return self.generator(images.expand(n, -1, -1, -1, -1), feats, prior, sketch, psi.expand(n, -1))[0]
+
+
+def _tag(*modules: torch.nn.Module | None) -> str:
+    key = hashlib.sha256()
+    for m in modules:
+        if m is not None:
+            for k, v in m.state_dict().items():
+                key.update(k.encode())
+                key.update(v.cpu().numpy().tobytes())
+    return key.hexdigest()[:16]
+
+
 class OnnxBackend:
     """Exports the (spectral-norm-baked) networks to ONNX once per model, cached under ~/.cache/talkinghead."""
 
@@ -98,26 +184,47 @@ class OnnxBackend:
 
         gen = bake_spectral_norm(clone_network(bundle.generator)).float()
         emb = bake_spectral_norm(clone_network(bundle.embedder)).float() if bundle.embedder else None
+        self.config = bundle.config
+        self.bundle = bundle
+        self.warp = bundle.config.arch == "warp"
         s = bundle.config.resolution
-        key = hashlib.sha256()
-        for m in (gen, emb):
-            if m is not None:
-                for k, v in m.state_dict().items():
-                    key.update(k.encode())
-                    key.update(v.cpu().numpy().tobytes())
-        tag = key.hexdigest()[:16]
-        g_path, e_path = _cache_dir() / f"g-{tag}.onnx", _cache_dir() / f"e-{tag}.onnx"
-        if not g_path.is_file():
-            _export(gen, (torch.zeros(1, 3, s, s), torch.zeros(1, gen.psi_dim)), ["sketch", "psi"], g_path)
-        if emb is not None and not e_path.is_file():
-            _export(_Embed(emb), (torch.zeros(1, 3, s, s), torch.zeros(1, 3, s, s)), ["frames", "sketches"], e_path)
+        tag = _tag(gen, emb)
+        d = _cache_dir()
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads
         prov = ["CPUExecutionProvider"]
-        self._g = ort.InferenceSession(str(g_path), opts, providers=prov)
-        self._e = ort.InferenceSession(str(e_path), opts, providers=prov) if emb is not None else None
+
+        def session(path: Path) -> ort.InferenceSession:
+            return ort.InferenceSession(str(path), opts, providers=prov)
+
+        if self.warp:
+            g_path, c_path = d / f"wg-{tag}.onnx", d / f"wc-{tag}.onnx"
+            m = bundle.config.motion_resolution
+            img = torch.zeros(1, 3, s, s)
+            feats = [f[None] for f in gen.encode(img, img)]
+            if not c_path.is_file():
+                _export(_Encode(gen), (img, img), ["images", "sketches"], c_path, ["f1", "f2", "f3"])
+            if not g_path.is_file():
+                axes = {"images": {1: "k"}, "f1": {1: "k"}, "f2": {1: "k"}, "f3": {1: "k"},
+                        "prior": {0: "batch", 1: "k"}, "sketch": {0: "batch"}, "output": {0: "batch"}}
+                _export(_WarpGenerate(gen), (img[None], *feats, torch.zeros(2, 1, 2, m, m), torch.zeros(2, 3, m, m),
+                                             torch.zeros(1, gen.psi_dim)),
+                        ["images", "f1", "f2", "f3", "prior", "sketch", "psi"], g_path, axes=axes)
+            self._c = session(c_path)
+        else:
+            g_path = d / f"g-{tag}.onnx"
+            if not g_path.is_file():
+                _export(gen, (torch.zeros(1, 3, s, s), torch.zeros(1, gen.psi_dim)), ["sketch", "psi"], g_path)
+        e_path = d / f"e-{tag}.onnx"
+        if emb is not None and not e_path.is_file():
+            r = emb.cfg.resolution
+            _export(_Embed(emb), (torch.zeros(1, 3, r, r), torch.zeros(1, 3, r, r)), ["frames", "sketches"], e_path)
+        self._g = session(g_path)
+        self._e = session(e_path) if emb is not None else None
         self._project = gen.project
+        self.person = _Person()
+        self._sources: dict[str, np.ndarray] = {}
 
     def embed(self, frames: np.ndarray, sketches: np.ndarray) -> np.ndarray:
         if self._e is None:
@@ -128,9 +235,31 @@ class OnnxBackend:
         with torch.inference_mode():
             return self._project(torch.from_numpy(e[None]).float()).numpy()
 
-    def generate(self, sketches: np.ndarray, psi: np.ndarray) -> np.ndarray:
-        psi = np.ascontiguousarray(np.broadcast_to(psi, (len(sketches), psi.shape[1])), dtype=np.float32)
-        return self._g.run(None, {"sketch": np.ascontiguousarray(sketches, np.float32), "psi": psi})[0]
+    def set_sources(self, crops: np.ndarray, landmarks: np.ndarray, psi: np.ndarray) -> None:
+        self.person.psi = np.ascontiguousarray(psi, np.float32)
+        if not self.warp:
+            return
+        crops, landmarks = model_crops(self.bundle, crops, landmarks)
+        self.person.crops, self.person.landmarks = crops, landmarks
+        images = to_input(crops)
+        sketches = sketches_at(landmarks, crops.shape[1], crops.shape[1])
+        f1, f2, f3 = self._c.run(None, {"images": images, "sketches": sketches})
+        self._sources = {"images": images[None], "f1": f1[None], "f2": f2[None], "f3": f3[None],
+                         "psi": self.person.psi}
+
+    def render(self, targets: np.ndarray) -> np.ndarray:
+        psi = self.person.psi
+        if psi is None:
+            raise InputError("set a source first")
+        n, res = len(targets), self.config.resolution
+        if not self.warp:
+            psi_n = np.ascontiguousarray(np.broadcast_to(psi, (n, psi.shape[1])), dtype=np.float32)
+            return self._g.run(None, {"sketch": sketches_at(targets, res, res), "psi": psi_n})[0]
+        assert self.person.landmarks is not None
+        m = self.config.motion_resolution
+        feeds = {**self._sources, "prior": prior_grids(targets, self.person.landmarks, res, m),
+                 "sketch": sketches_at(targets, res, m)}
+        return self._g.run(None, feeds)[0]
 
 
 def make_backend(bundle: ModelBundle, backend: str = "torch", device: str = "auto") -> Backend:

@@ -33,6 +33,13 @@ def face_mask(landmarks: np.ndarray, size: int, feather: float = 0.06) -> np.nda
     return cv2.GaussianBlur(mask, (0, 0), sigmaX=feather * size / 2)
 
 
+def crop_mask(size: int, feather: float = 0.08) -> np.ndarray:
+    """Soft mask ``(size, size) float32``: 1 inside the crop, falling to 0 over ``feather`` x size at its border."""
+    ramp = np.clip((np.arange(size, dtype=np.float32) + 0.5) / max(1.0, feather * size), 0.0, 1.0)
+    edge = np.minimum(ramp, ramp[::-1])
+    return np.minimum(edge[:, None], edge[None, :])
+
+
 def paste_back(image: np.ndarray, generated: np.ndarray, box: CropBox, mask: np.ndarray) -> np.ndarray:
     """Blend a generated crop (any size; ``mask`` the same size) into ``image`` at ``box``."""
     h, w = image.shape[:2]

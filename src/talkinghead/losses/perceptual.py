@@ -47,13 +47,14 @@ class ContentLoss(nn.Module):
         out = net(x)
         return out[0] if isinstance(out, tuple) else out
 
-    def forward(self, fake: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(self, fake: torch.Tensor, real: torch.Tensor, face: bool = True) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``face=False`` skips the identity term (see ``LossConfig.face_every``)."""
         parts: dict[str, torch.Tensor] = {}
         total = fake.new_zeros(())
         both = torch.cat([fake, real.detach()], dim=0)
         n = fake.shape[0]
         for name, net, weight in (("vgg", self.vgg, self.cfg.vgg), ("face", self.face, self.cfg.face)):
-            if net is None:
+            if net is None or (name == "face" and not face):
                 continue
             feats = self._features(net, both.float())
             loss = _l1_features([f[:n] for f in feats], [f[n:] for f in feats])

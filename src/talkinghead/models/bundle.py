@@ -28,7 +28,7 @@ from talkinghead.errors import InputError
 from talkinghead.io.atomic import atomic_path
 from talkinghead.models.discriminator import Discriminator
 from talkinghead.models.embedder import Embedder
-from talkinghead.models.generator import Generator
+from talkinghead.models.factory import build_discriminator, build_embedder, build_generator
 
 FORMAT = "talkinghead-model"
 
@@ -36,7 +36,9 @@ FORMAT = "talkinghead-model"
 @dataclass
 class ModelBundle:
     config: ModelConfig
-    generator: Generator
+    generator: nn.Module
+    """:class:`~talkinghead.models.generator.Generator` (arch "synthesis") or
+    :class:`~talkinghead.models.warp_generator.WarpGenerator` (arch "warp")."""
     discriminator: Discriminator | None = None
     embedder: Embedder | None = None
     psi: torch.Tensor | None = None
@@ -120,24 +122,32 @@ def load_bundle(path: str | Path, device: torch.device | str = "cpu") -> ModelBu
         raise InputError(f"{path} is not a talkinghead model file ({exc.__class__.__name__})") from None
     if header.get("format") != FORMAT:
         raise InputError(f"{path} is not a talkinghead model file (format {header.get('format')!r})")
-    cfg = from_dict(ModelConfig, json.loads(header["config"]))
+    try:
+        cfg = from_dict(ModelConfig, json.loads(header["config"]))
+    except (InputError, ValueError, TypeError) as exc:
+        arch = json.loads(header.get("config", "{}")).get("arch", "synthesis")
+        raise InputError(f"{path}: cannot read this {arch!r} model with talkinghead {_version()} ({exc})") from None
     tensors = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
 
     def part(prefix: str, module: nn.Module) -> nn.Module | None:
         sub = {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
         if not sub:
             return None
-        module.load_state_dict(sub)
+        try:
+            module.load_state_dict(sub)
+        except RuntimeError:
+            raise InputError(f"{path}: its {prefix} does not match the {cfg.arch!r} architecture of this version "
+                             f"of talkinghead") from None
         return module
 
-    generator = part("generator", Generator(cfg))
+    generator = part("generator", build_generator(cfg))
     if generator is None:
         raise InputError(f"{path} holds no generator")
     bundle = ModelBundle(
         config=cfg,
         generator=generator,  # type: ignore[arg-type]
-        discriminator=part("discriminator", Discriminator(cfg)),  # type: ignore[arg-type]
-        embedder=part("embedder", Embedder(cfg)),  # type: ignore[arg-type]
+        discriminator=part("discriminator", build_discriminator(cfg)),  # type: ignore[arg-type]
+        embedder=part("embedder", build_embedder(cfg)),  # type: ignore[arg-type]
         psi=tensors.get("person.psi"),
         w=tensors.get("person.w"),
         meta=json.loads(header.get("meta", "{}")),
@@ -154,12 +164,18 @@ def bundle_from_checkpoint(ckpt_dir: str | Path) -> ModelBundle:
 
     model_t, _, state = read_checkpoint(Path(ckpt_dir))
     cfg = from_dict(TrainConfig, state["config"]).model
-    nets = {"embedder": Embedder(cfg), "generator": Generator(cfg), "discriminator": Discriminator(cfg)}
+    nets = {"embedder": build_embedder(cfg), "generator": build_generator(cfg), "discriminator": build_discriminator(cfg)}
     for prefix, module in nets.items():
         module.load_state_dict({k[len(prefix) + 1 :]: v for k, v in model_t.items() if k.startswith(prefix + ".")})
     meta = {"step": state["step"], "data_hash": state.get("data_hash"), "n_videos": len(state.get("videos", [])),
             "train_config": state["config"]}
     return ModelBundle(cfg, nets["generator"], nets["discriminator"], nets["embedder"], meta=meta)  # type: ignore[arg-type]
+
+
+def _version() -> str:
+    from talkinghead import __version__
+
+    return __version__
 
 
 def load_model(path: str | Path | None = None, device: torch.device | str = "cpu") -> ModelBundle:

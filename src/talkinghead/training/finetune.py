@@ -11,17 +11,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
 from talkinghead.config import LossConfig, OptimConfig
 from talkinghead.errors import InputError
+from talkinghead.faces.warp import prior_grids, tps_grid, warp_image
 from talkinghead.losses.adversarial import discriminator_hinge, generator_hinge
 from talkinghead.losses.matching import feature_matching
 from talkinghead.losses.perceptual import ContentLoss
 from talkinghead.models.bundle import ModelBundle, clone_network
+from talkinghead.models.inputs import embedder_inputs, model_crops, sketches_at, to_input
 
 _CONTENT: dict[str, ContentLoss] = {}
 
@@ -54,8 +58,8 @@ def default_steps(n_sources: int) -> int:
 
 def finetune(
     bundle: ModelBundle,
-    frames: torch.Tensor,
-    sketches: torch.Tensor,
+    crops: np.ndarray,
+    landmarks: np.ndarray,
     steps: int,
     device: torch.device | str = "cpu",
     batch_size: int = 4,
@@ -65,15 +69,22 @@ def finetune(
     progress: bool = True,
     on_step: Callable[[int, dict[str, float]], None] | None = None,
 ) -> FinetuneResult:
-    """Fine-tune on T source frames ``(T, 3, S, S)`` with their sketches, both in [-1, 1].
+    """Fine-tune on T source crops ``(T, S0, S0, 3) uint8`` with their landmarks ``(T, 68, 2)`` (crop pixels).
 
     Returns a new bundle of kind "person" (the input bundle is not modified).
     """
     if bundle.embedder is None or bundle.discriminator is None:
         raise InputError("fine-tuning needs a meta-learned model with its embedder and discriminator")
+    device = torch.device(device)
+    if bundle.config.arch == "warp":
+        return _finetune_warp(bundle, crops, landmarks, steps, device, batch_size, loss_cfg, optim_cfg, seed,
+                              progress, on_step)
     loss_cfg = loss_cfg or LossConfig()
     optim_cfg = optim_cfg or OptimConfig()
-    device = torch.device(device)
+    res = bundle.config.resolution
+    small, lmk = model_crops(bundle, crops, landmarks)
+    frames = torch.from_numpy(to_input(small))
+    sketches = torch.from_numpy(sketches_at(lmk, res, res))
     gen = clone_network(bundle.generator).to(device).train()
     disc = clone_network(bundle.discriminator).to(device).train()
     emb = bundle.embedder.to(device).eval()
@@ -112,13 +123,107 @@ def finetune(
         loss_d.backward()
         opt_d.step()
         rec = {"g_total": float(loss_g.detach()), "content": float(c.detach()), "d_hinge": float(loss_d.detach())}
-        if not all(np.isfinite(v) for v in rec.values()):
-            raise InputError(f"fine-tuning diverged at step {step + 1} (loss {rec}); try fewer steps")
-        history.append(rec)
-        if on_step is not None:
-            on_step(step + 1, rec)
+        _record(history, rec, step, on_step)
     gen.eval()
     disc.eval()
     person = ModelBundle(bundle.config, gen, disc, None, psi.detach(), w.detach(),
                          meta={**bundle.meta, "finetune_steps": steps, "finetune_sources": t})
+    return FinetuneResult(person, steps, time.perf_counter() - t0, history)
+
+
+def _record(history: list[dict[str, float]], rec: dict[str, float], step: int,
+            on_step: Callable[[int, dict[str, float]], None] | None) -> None:
+    if not all(np.isfinite(v) for v in rec.values()):
+        raise InputError(f"fine-tuning diverged at step {step + 1} (loss {rec}); try fewer steps")
+    history.append(rec)
+    if on_step is not None:
+        on_step(step + 1, rec)
+
+
+def augment(image: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A plausible other view of one shot: a random similarity (±6°, ±6 % scale, ±4 % shift) of the image and its
+    landmarks, a small random change of mouth opening and gaze by a thin-plate warp, and of brightness."""
+    s = image.shape[0]
+    ang = rng.uniform(-6, 6)
+    scale = rng.uniform(0.94, 1.06)
+    mat = cv2.getRotationMatrix2D((s / 2, s / 2), ang, scale)
+    mat[:, 2] += rng.uniform(-0.04, 0.04, 2) * s
+    lmk = landmarks @ mat[:, :2].T + mat[:, 2]
+    moved = lmk.copy()
+    jaw = rng.uniform(-0.03, 0.03) * s  # open or close the mouth a little
+    moved[5:12, 1] += jaw * np.array([0.3, 0.6, 0.9, 1.0, 0.9, 0.6, 0.3])
+    moved[56:59, 1] += jaw
+    moved[65:68, 1] += jaw
+    out = cv2.warpAffine(image, mat, (s, s), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    out = warp_image(out, tps_grid(moved, lmk, s, 64))
+    gain = rng.uniform(0.92, 1.08)
+    out = np.clip(out.astype(np.float32) * gain, 0, 255).astype(np.uint8)
+    return out, moved.astype(np.float32)
+
+
+def warp_episodes(crops: np.ndarray, landmarks: np.ndarray, n: int, rng: np.random.Generator,
+                  motion_res: int) -> dict[str, torch.Tensor]:
+    """``n`` fine-tuning episodes from T shots: with T > 1, a shot is the target and up to two others the sources;
+    with T = 1 (and for a third of the episodes otherwise) the source is an augmented copy of the target shot."""
+    t, s = len(crops), crops.shape[1]
+    k = min(2, t - 1) if t > 1 else 1
+    out: dict[str, list[np.ndarray]] = {"frames": [], "sketches": [], "target": [], "target_sketch": [], "prior": []}
+    for _ in range(n):
+        j = int(rng.integers(t))
+        if t == 1 or rng.random() < 1 / 3:
+            pairs = [augment(crops[j], landmarks[j], rng) for _ in range(k)]
+            src = np.stack([p[0] for p in pairs])
+            src_l = np.stack([p[1] for p in pairs])
+        else:
+            others = rng.choice(np.delete(np.arange(t), j), size=k, replace=False)
+            src, src_l = crops[others], landmarks[others]
+        out["frames"].append(to_input(src))
+        out["sketches"].append(sketches_at(src_l, s, s))
+        out["target"].append(to_input(crops[j : j + 1])[0])
+        out["target_sketch"].append(sketches_at(landmarks[j : j + 1], s, motion_res)[0])
+        out["prior"].append(prior_grids(landmarks[j : j + 1], src_l, s, motion_res)[0])
+    return {k_: torch.from_numpy(np.stack(v)) for k_, v in out.items()}
+
+
+def _finetune_warp(bundle: ModelBundle, crops: np.ndarray, landmarks: np.ndarray, steps: int, device: torch.device,
+                   batch_size: int, loss_cfg: LossConfig | None, optim_cfg: OptimConfig | None, seed: int,
+                   progress: bool, on_step: Callable[[int, dict[str, float]], None] | None) -> FinetuneResult:
+    """The warp generator learns this person: ψ′ (from P·ê) and G's weights, on reconstructions of the shots
+    (pixel L1 + VGG at the training loss resolution). The discriminator is kept as it is."""
+    from talkinghead.training.metalearn import area
+
+    cfg = bundle.config
+    loss_cfg = loss_cfg or LossConfig(l1=10.0, face=0.0, resolution=128)
+    optim_cfg = optim_cfg or OptimConfig()
+    crops, landmarks = model_crops(bundle, crops, landmarks)
+    gen = clone_network(bundle.generator).to(device).train()
+    emb = bundle.embedder.to(device).eval()  # type: ignore[union-attr]
+    with torch.no_grad():
+        f, sk = embedder_inputs(bundle, crops, landmarks)
+        e_hat = emb.embed_frames(torch.from_numpy(f).to(device), torch.from_numpy(sk).to(device)).mean(0, keepdim=True)
+        psi = nn.Parameter(gen.project(e_hat).detach().clone())
+    gen.project.requires_grad_(False)
+    opt = torch.optim.Adam([p for p in gen.parameters() if p.requires_grad] + [psi], lr=optim_cfg.lr_g,
+                           betas=(optim_cfg.beta1, optim_cfg.beta2))
+    content = content_loss(loss_cfg).to(device)
+    rng = np.random.default_rng(seed)
+    lres = loss_cfg.resolution or cfg.resolution
+    history: list[dict[str, float]] = []
+    t0 = time.perf_counter()
+    for step in tqdm(range(steps), desc="fine-tune", unit="step", disable=not progress or steps == 0):
+        b = {k: v.to(device) for k, v in warp_episodes(crops, landmarks, batch_size, rng, cfg.motion_resolution).items()}
+        n, k = b["frames"].shape[:2]
+        feats = [x.reshape(n, k, *x.shape[1:]) for x in gen.encode(b["frames"].flatten(0, 1), b["sketches"].flatten(0, 1))]
+        fake, _ = gen(b["frames"], feats, b["prior"], b["target_sketch"], psi.expand(n, -1))
+        c, _ = content(area(fake, lres), area(b["target"], lres))
+        l1 = F.l1_loss(fake, b["target"])
+        loss = c + loss_cfg.l1 * l1
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        _record(history, {"g_total": float(loss.detach()), "content": float(c.detach()), "l1": float(l1.detach())},
+                step, on_step)
+    gen.eval()
+    person = ModelBundle(cfg, gen, bundle.discriminator, None, psi.detach(), e_hat[0].detach(),
+                         meta={**bundle.meta, "finetune_steps": steps, "finetune_sources": len(crops)})
     return FinetuneResult(person, steps, time.perf_counter() - t0, history)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
@@ -30,15 +31,15 @@ from tqdm import tqdm
 
 from talkinghead.config import TrainConfig, from_dict, to_dict
 from talkinghead.data.dataset import PreparedDataset
-from talkinghead.data.episodes import EpisodeDataset, SampleNumbers
+from talkinghead.data.episodes import EpisodeDataset, SampleNumbers, WarpEpisodeDataset
 from talkinghead.errors import InputError, TalkingHeadError
 from talkinghead.io.atomic import atomic_write_text
 from talkinghead.losses.adversarial import discriminator_hinge, generator_hinge
 from talkinghead.losses.matching import embedding_match, feature_matching
 from talkinghead.losses.perceptual import ContentLoss
-from talkinghead.models.discriminator import Discriminator, VideoEmbeddings
+from talkinghead.models.discriminator import VideoEmbeddings
 from talkinghead.models.embedder import Embedder
-from talkinghead.models.generator import Generator
+from talkinghead.models.factory import build_discriminator, build_embedder, build_generator
 from talkinghead.training.checkpoint import (
     latest_checkpoint,
     load_modules,
@@ -56,16 +57,41 @@ class TrainingDiverged(TalkingHeadError):
 
 
 class EmbedGenerate(nn.Module):
-    """E and G as one module (one DDP wrapper): episode → (generated target, ê)."""
+    """E and G as one module (one DDP wrapper): episode → (generated target, ê, flow correction or None)."""
 
-    def __init__(self, embedder: Embedder, generator: Generator) -> None:
+    def __init__(self, embedder: Embedder, generator: nn.Module) -> None:
         super().__init__()
         self.embedder = embedder
         self.generator = generator
 
-    def forward(self, frames: torch.Tensor, sketches: torch.Tensor, target_sketch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        e = self.embedder(frames, sketches)
-        return self.generator.generate(target_sketch, e), e
+    def forward(self, frames: torch.Tensor, sketches: torch.Tensor, target_sketch: torch.Tensor,
+                prior: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        if prior is None:  # the paper's generator: sketch + ê
+            e = self.embedder(frames, sketches)
+            return self.generator.generate(target_sketch, e), e, None
+        # warp-and-refine: ê from downscaled sources steers AdaIN; the sources themselves are warped
+        b, k = frames.shape[:2]
+        res = self.embedder.cfg.resolution
+        e = self.embedder(area(frames.flatten(0, 1), res).view(b, k, 3, res, res),
+                          area(sketches.flatten(0, 1), res).view(b, k, 3, res, res))
+        gen = self.generator
+        feats = [f.reshape(b, k, *f.shape[1:]) for f in gen.encode(frames.flatten(0, 1), sketches.flatten(0, 1))]
+        fake, aux = gen(frames, feats, prior, target_sketch, gen.project(e))
+        return fake, e, aux["flow_delta"]
+
+
+def area(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Downscale ``(N, C, H, W)`` to ``size``² by area averaging (no-op at that size)."""
+    return x if x.shape[-1] == size else F.interpolate(x, size=(size, size), mode="area")
+
+
+def _bilinear(x: torch.Tensor, size: int) -> torch.Tensor:
+    return x if x.shape[-1] == size else F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+
+
+def total_variation(x: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference between neighbouring pixels of ``(B, C, H, W)``."""
+    return (x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean()
 
 
 def resolve_device(name: str) -> torch.device:
@@ -93,9 +119,10 @@ class MetaLearner:
         self.dist = dist_info or DistInfo()
         torch.manual_seed(cfg.seed)
         mc = cfg.model
-        self.embedder = Embedder(mc)
-        self.generator = Generator(mc)
-        self.discriminator = Discriminator(mc)
+        self.warp = mc.arch == "warp"
+        self.embedder = build_embedder(mc)
+        self.generator = build_generator(mc)
+        self.discriminator = build_discriminator(mc)
         self.videos = VideoEmbeddings(n_videos, mc.embed_dim)
         fmt = torch.channels_last if cfg.channels_last and device.type == "cuda" else torch.contiguous_format
         for m in (self.embedder, self.generator, self.discriminator, self.videos):
@@ -144,26 +171,52 @@ class MetaLearner:
         return out
 
     # -- one step -----------------------------------------------------------------------------------
-    def step(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, float], torch.Tensor]:
+    def _views(self, images: torch.Tensor, sketch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frames and the target sketch as the discriminator sees them (warp: at ``disc_resolution``)."""
+        if not self.warp:
+            return images, sketch
+        res = self.discriminator.cfg.resolution
+        return area(images, res), _bilinear(sketch, res)
+
+    def adversarial_on(self, step: int) -> bool:
+        """Whether step ``step`` (0-based) trains with the discriminator."""
+        return not self.warp or step >= self.cfg.adversarial_from
+
+    def step(self, batch: dict[str, torch.Tensor], step: int = 0) -> tuple[dict[str, float], torch.Tensor]:
         """One generator update and ``d_steps`` discriminator updates; returns the losses and the fake batch."""
         cfg = self.cfg
+        lc = cfg.loss
         b = self._to_device(batch)
         video = b["video"]
         n = video.shape[0]
+        real = b["target"]
+        adv_on = self.adversarial_on(step)
         # generator step (the discriminator's weights are fixed here: frozen, and called outside DDP)
         self.discriminator.requires_grad_(False)
         with self._autocast():
-            fake, e_hat = self._eg_fn(b["frames"], b["sketches"], b["target_sketch"])
-            w = self.videos(video)
-            scores, feats = self._d_raw(torch.cat([fake, b["target"]]), b["target_sketch"].repeat(2, 1, 1, 1),
-                                        w.detach().repeat(2, 1))
+            fake, e_hat, delta = self._eg_fn(b["frames"], b["sketches"], b["target_sketch"], b.get("prior"))
         fake32 = fake.float()
-        content, parts = self.content(fake32, b["target"])
-        adv = generator_hinge(scores[:n].float())
-        fm = feature_matching([f[:n].float() for f in feats], [f[n:].float() for f in feats])
-        match = embedding_match(w.float(), e_hat.float())
-        lc = cfg.loss
-        loss_g = content + lc.adversarial * adv + lc.feature_matching * fm + lc.match * match
+        lres = lc.resolution or fake.shape[-1]
+        content, parts = self.content(area(fake32, lres), area(real, lres), face=step % max(1, lc.face_every) == 0)
+        losses: dict[str, torch.Tensor] = {"content": content}
+        loss_g = content
+        if lc.l1 > 0:
+            losses["l1"] = F.l1_loss(fake32, real)
+            loss_g = loss_g + lc.l1 * losses["l1"]
+        if delta is not None and lc.smoothness > 0:
+            losses["smoothness"] = total_variation(delta.float())
+            loss_g = loss_g + lc.smoothness * losses["smoothness"]
+        if adv_on:
+            d_in, d_sketch = self._views(torch.cat([fake, real]), b["target_sketch"])
+            with self._autocast():
+                w = self.videos(video)
+                scores, feats = self._d_raw(d_in, d_sketch.repeat(2, 1, 1, 1), w.detach().repeat(2, 1))
+            losses["adversarial"] = generator_hinge(scores[:n].float())
+            losses["feature_matching"] = feature_matching([f[:n].float() for f in feats], [f[n:].float() for f in feats])
+            losses["match"] = embedding_match(w.float(), e_hat.float())
+            loss_g = loss_g + lc.adversarial * losses["adversarial"] + lc.feature_matching * \
+                losses["feature_matching"] + lc.match * losses["match"]
+        losses["g_total"] = loss_g
         self._check(loss_g, "generator loss")
         self.opt_g.zero_grad(set_to_none=True)
         self.opt_d.zero_grad(set_to_none=True)
@@ -172,18 +225,18 @@ class MetaLearner:
         self.discriminator.requires_grad_(True)
         # discriminator step(s) on the detached fake
         fake_d = fake.detach()
-        for i in range(cfg.optim.d_steps):
+        for _ in range(cfg.optim.d_steps if adv_on else 0):
+            d_in, d_sketch = self._views(torch.cat([real, fake_d]), b["target_sketch"])
             with self._autocast():
-                scores_d, _ = self._d_fn(torch.cat([b["target"], fake_d]), b["target_sketch"].repeat(2, 1, 1, 1),
-                                         self.videos(video).repeat(2, 1))
+                scores_d, _ = self._d_fn(d_in, d_sketch.repeat(2, 1, 1, 1), self.videos(video).repeat(2, 1))
             loss_d = discriminator_hinge(scores_d[:n].float(), scores_d[n:].float())
             self._check(loss_d, "discriminator loss")
             loss_d.backward()
             sync_rows(self.videos.weight, video, self.dist)
             self.opt_d.step()
             self.opt_d.zero_grad(set_to_none=True)
-        losses = {"g_total": loss_g, "content": content, "adversarial": adv, "feature_matching": fm, "match": match,
-                  "d_hinge": loss_d, "d_real": scores_d[:n].float().mean(), "d_fake": scores_d[n:].float().mean()}
+            losses.update({"d_hinge": loss_d, "d_real": scores_d[:n].float().mean(),
+                           "d_fake": scores_d[n:].float().mean()})
         losses.update({f"content_{k}": v for k, v in parts.items()})
         return {k: float(v.detach()) for k, v in losses.items()}, fake_d
 
@@ -192,15 +245,16 @@ class MetaLearner:
             raise TrainingDiverged(f"{what} became {float(loss.detach())}")
 
     @torch.no_grad()
-    def generate(self, frames: torch.Tensor, sketches: torch.Tensor, target_sketch: torch.Tensor) -> torch.Tensor:
-        """Feed-forward generation for sample grids: ``(B, K, 3, S, S)`` x2, ``(B, 3, S, S)`` → ``(B, 3, S, S)``."""
+    def generate(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Feed-forward generation of an episode batch's targets, for sample grids: ``(B, 3, S, S)``."""
         was = self.embedder.training, self.generator.training
         self.embedder.eval()
         self.generator.eval()
+        eg = EmbedGenerate(self.embedder, self.generator)
         try:
             with self._autocast():
-                e = self.embedder(frames.to(self.device), sketches.to(self.device))
-                return self.generator.generate(target_sketch.to(self.device), e).float()
+                b = {k: v.to(self.device) for k, v in batch.items()}
+                return eg(b["frames"], b["sketches"], b["target_sketch"], b.get("prior"))[0].float()
         finally:
             self.embedder.train(was[0])
             self.generator.train(was[1])
@@ -213,6 +267,15 @@ class TrainResult:
     losses: dict[str, float]
     images_per_second: float
     checkpoint: Path | None
+
+
+def make_episodes(cfg: TrainConfig, data: PreparedDataset, seed: int, flip: bool, use_photos: bool) -> EpisodeDataset:
+    """The episode sampler of the configured architecture."""
+    mc = cfg.model
+    if mc.arch == "warp":
+        return WarpEpisodeDataset(data, mc.resolution, cfg.k, seed, flip, use_photos, mc.motion_resolution,
+                                  cfg.cross_clip)
+    return EpisodeDataset(data, mc.resolution, cfg.k, seed, flip, use_photos)
 
 
 def _collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -232,8 +295,15 @@ def _val_rows(learner: MetaLearner, episodes: EpisodeDataset | None, n: int) -> 
         return []
     items = [episodes[i] for i in range(n)]
     batch = _collate(items)
-    fake = learner.generate(batch["frames"], batch["sketches"], batch["target_sketch"]).cpu()
-    return [(batch["frames"][i, 0], batch["target_sketch"][i], batch["target"][i], fake[i]) for i in range(len(items))]
+    fake = learner.generate(batch).cpu()
+    return [sample_row(batch, fake, i) for i in range(len(items))]
+
+
+def sample_row(batch: dict[str, torch.Tensor], fake: torch.Tensor, i: int) -> tuple[torch.Tensor, ...]:
+    """(first source | target sketch | real target | generated) at the frames' size."""
+    size = batch["frames"].shape[-1]
+    sketch = _bilinear(batch["target_sketch"][i : i + 1].float(), size)[0]
+    return batch["frames"][i, 0], sketch, batch["target"][i], fake[i]
 
 
 def train(
@@ -281,7 +351,7 @@ def _train(cfg: TrainConfig, data_dir: Path, run_dir: Path, resume: bool, progre
         if missing:
             raise InputError(f"{len(missing)} training video(s) of the checkpoint are not in {data_dir} (e.g. {missing[0]})")
         data.clips = [by_key[k] for k in keys]
-    episodes = EpisodeDataset(data, cfg.model.resolution, cfg.k, cfg.seed, cfg.flip, cfg.use_photos)
+    episodes = make_episodes(cfg, data, cfg.seed, cfg.flip, cfg.use_photos)
     keys = episodes.keys
     dhash = data_hash(keys, data)
     if state.get("data_hash") not in (None, dhash):
@@ -290,7 +360,7 @@ def _train(cfg: TrainConfig, data_dir: Path, run_dir: Path, resume: bool, progre
     try:
         val = PreparedDataset(data_dir, split=cfg.val_split)
         if len(val):
-            val_eps = EpisodeDataset(val, cfg.model.resolution, cfg.k, seed=12345, flip=False, use_photos=False)
+            val_eps = make_episodes(cfg, val, seed=12345, flip=False, use_photos=False)
     except (InputError, ValueError):
         val_eps = None
 
@@ -330,12 +400,13 @@ def _train(cfg: TrainConfig, data_dir: Path, run_dir: Path, resume: bool, progre
     step = start
     try:
         for batch in _loader(episodes, cfg, start, info):
-            losses, fake = learner.step(batch)
+            losses, fake = learner.step(batch, step)
             step += 1
             images += batch["video"].shape[0] * info.world
             rate = images / max(time.perf_counter() - t0, 1e-9)
             bar.update(1)
-            bar.set_postfix(g=f"{losses['g_total']:.3f}", d=f"{losses['d_hinge']:.3f}", img_s=f"{rate:.1f}")
+            bar.set_postfix(g=f"{losses['g_total']:.3f}", d=f"{losses.get('d_hinge', math.nan):.3f}",
+                            img_s=f"{rate:.1f}")
             if info.is_main and (step % cfg.log_every == 0 or step == cfg.steps):
                 rec = {"step": step, "images_per_second": rate, **losses}
                 with metrics_path.open("a") as f:
@@ -346,8 +417,7 @@ def _train(cfg: TrainConfig, data_dir: Path, run_dir: Path, resume: bool, progre
                     writer.add_scalar("speed/images_per_second", rate, step)
             if info.is_main and (step % cfg.sample_every == 0 or step == cfg.steps):
                 k = min(4, fake.shape[0])
-                rows = [(batch["frames"][i, 0], batch["target_sketch"][i], batch["target"][i], fake[i].cpu())
-                        for i in range(k)]
+                rows = [sample_row(batch, fake.cpu(), i) for i in range(k)]
                 rows += _val_rows(learner, val_eps, 4)
                 save_grid(run_dir / "samples" / f"step-{step:08d}.png", rows)
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:

@@ -1,0 +1,202 @@
+"""The warp-and-refine generator: landmark flow, its start at the thin-plate warp, training, fine-tuning, animation."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from talkinghead.api import train_config
+from talkinghead.data.dataset import PreparedDataset
+from talkinghead.data.episodes import WarpEpisodeDataset
+from talkinghead.data.examples import astronaut
+from talkinghead.errors import InputError
+from talkinghead.faces.landmarks import detect_landmarks
+from talkinghead.faces.warp import identity_grid, tps_grid, warp_image
+from talkinghead.inference.animate import AnimateOptions, Animator
+from talkinghead.inference.source import load_sources
+from talkinghead.io import probe_video, read_video
+from talkinghead.models.bundle import load_bundle
+from talkinghead.models.inputs import model_crops
+from talkinghead.models.warp_generator import WarpGenerator
+from talkinghead.training.finetune import finetune, warp_episodes
+from talkinghead.training.metalearn import MetaLearner, _collate, train
+from tests.conftest import MICRO_WARP, write_frames
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "talkinghead", *args], capture_output=True, text=True, timeout=600)
+
+
+def _dots(points: np.ndarray, size: int = 256) -> np.ndarray:
+    img = np.zeros((size, size, 3), np.uint8)
+    for x, y in np.round(points).astype(int):
+        img[y - 1 : y + 2, x - 1 : x + 2] = 255
+    return img
+
+
+def test_tps_flow_moves_source_landmarks_onto_the_target() -> None:
+    src = detect_landmarks(astronaut())
+    src = (src - src.mean(0)) * (120 / np.ptp(src[:, 0])) + 128  # a face in a 256² crop
+    tgt = src.copy()
+    tgt[48:68, 1] += np.linspace(0, 6, 20)  # the mouth moves down
+    tgt += np.array([5.0, -3.0], np.float32)  # and the head a little
+    warped = warp_image(_dots(src), tps_grid(tgt, src, 256, 256))
+    hits = [warped[int(round(y)), int(round(x))].mean() > 100 for x, y in tgt]
+    assert np.mean(hits) > 0.9
+    # the frame's border does not move; the same landmarks give (almost) no motion
+    g = tps_grid(tgt, src, 256, 64)
+    ident = identity_grid(64)
+    border = max(float(np.abs(g[0] - ident[0]).max()), float(np.abs(g[:, -1] - ident[:, -1]).max()))
+    assert border * 128 < 0.5  # under half a pixel of the 256² frame
+    assert np.abs(tps_grid(src, src, 256, 64) - ident).max() < 1e-3
+    assert np.array_equal(tps_grid(np.full((68, 2), np.nan), src, 256, 32), identity_grid(32))
+
+
+def test_untrained_generator_starts_at_the_warp() -> None:
+    torch.manual_seed(0)
+    cfg = train_config("warp", **MICRO_WARP).model
+    gen = WarpGenerator(cfg).eval()
+    rng = np.random.default_rng(0)
+    src = rng.uniform(8, 24, (68, 2)).astype(np.float32)
+    tgt = src + rng.normal(0, 1.0, (68, 2)).astype(np.float32)
+    image = torch.rand(1, 1, 3, 32, 32) * 2 - 1
+    prior = torch.from_numpy(tps_grid(tgt, src, 32, 16).transpose(2, 0, 1))[None, None]
+    sketch = torch.zeros(1, 3, 16, 16)
+    feats = [f[None] for f in gen.encode(image[0], torch.zeros(1, 3, 32, 32))]
+    with torch.no_grad():
+        out, aux = gen(image, feats, prior, sketch, torch.zeros(1, gen.psi_dim))
+    grid = torch.nn.functional.interpolate(prior[0], size=(32, 32), mode="bilinear").permute(0, 2, 3, 1)
+    warped = torch.nn.functional.grid_sample(image[0], grid, padding_mode="border", align_corners=False)
+    assert float(aux["flow_delta"].abs().max()) == 0.0
+    assert float(aux["blend"][:, 0].mean()) > 0.9  # trusts the warped source
+    assert float((out - warped).abs().mean()) < 0.1
+    # two sources: confidences start equal, output shape holds
+    out2, _ = gen(image.expand(1, 2, -1, -1, -1), [f.expand(1, 2, -1, -1, -1) for f in feats],
+                  prior.expand(1, 2, -1, -1, -1), sketch, torch.zeros(1, gen.psi_dim))
+    assert torch.allclose(out2, out, atol=1e-5)
+
+
+def test_warp_episodes_and_losses_fall(tiny_dataset: Path) -> None:
+    cfg = train_config("warp", **MICRO_WARP, **{"optim.lr_g": 2e-3, "optim.lr_d": 2e-3})
+    data = PreparedDataset(tiny_dataset, split="train")
+    eps = WarpEpisodeDataset(data, 32, k=2, flip=False, motion_resolution=16)
+    item = eps[1]
+    assert item["frames"].shape == (2, 3, 32, 32) and item["prior"].shape == (2, 2, 16, 16)
+    assert item["target_sketch"].shape == (3, 16, 16)
+    assert float(item["prior"].abs().max()) <= 1.5
+    batch = _collate([eps[i] for i in range(2)])
+    learner = MetaLearner(cfg, len(eps.keys), torch.device("cpu"))
+    assert not learner.adversarial_on(0) and learner.adversarial_on(1)
+    first = learner.step(batch, 0)[0]
+    assert "adversarial" not in first and "d_hinge" not in first  # reconstruction only before adversarial_from
+    history = [learner.step(batch, i)[0] for i in range(1, 12)]
+    assert "d_hinge" in history[0] and "match" in history[0]
+    assert history[-1]["l1"] < 0.8 * first["l1"], (first, history[-1])
+
+
+def test_train_cli_warp_preset_resumes(tiny_dataset: Path, tmp_path: Path) -> None:
+    over = {**MICRO_WARP, "steps": 2, "checkpoint_every": 1}
+    train(train_config("warp", **{**over, "steps": 1}), tiny_dataset, tmp_path / "run", progress=False)
+    res = train(train_config("warp", **over), tiny_dataset, tmp_path / "run", resume=True, progress=False)
+    assert res.steps_done == 1 and res.last_step == 2
+    bundle = load_bundle_from_run(tmp_path / "run")
+    assert bundle.config.arch == "warp"
+
+
+def load_bundle_from_run(run_dir: Path):
+    from talkinghead.models.bundle import load_model
+
+    return load_model(run_dir)
+
+
+@pytest.mark.parametrize("shots", [1, 2])
+def test_finetune_warp_reduces_reconstruction_error(micro_warp_model: Path, astronaut_png: Path, shots: int) -> None:
+    bundle = load_bundle(micro_warp_model)
+    faces = load_sources([astronaut_png])
+    crop, lmk = faces[0].crop, faces[0].landmarks
+    if shots == 2:  # a second shot: the same photo moved a little
+        crop2 = np.roll(crop, 6, axis=1)
+        crops, lmks = np.stack([crop, crop2]), np.stack([lmk, lmk + np.array([6.0, 0.0], np.float32)])
+    else:
+        crops, lmks = crop[None], lmk[None]
+    optim = train_config("warp", **{"optim.lr_g": 1e-3}).optim
+    episodes = warp_episodes(*model_crops(bundle, crops, lmks), 4, np.random.default_rng(123),
+                             bundle.config.motion_resolution)
+    base = finetune(bundle, crops, lmks, steps=0, progress=False)
+    tuned = finetune(bundle, crops, lmks, steps=30, progress=False, batch_size=2, optim_cfg=optim)
+    assert tuned.bundle.kind == "person" and tuned.bundle.psi is not None
+    before, after = _recon_l1(base.bundle, episodes), _recon_l1(tuned.bundle, episodes)
+    assert after < 0.97 * before, (before, after)
+
+
+def _recon_l1(person, b: dict[str, torch.Tensor]) -> float:
+    gen = person.generator.eval()
+    n, k = b["frames"].shape[:2]
+    with torch.no_grad():
+        feats = [x.reshape(n, k, *x.shape[1:]) for x in gen.encode(b["frames"].flatten(0, 1), b["sketches"].flatten(0, 1))]
+        fake, _ = gen(b["frames"], feats, b["prior"], b["target_sketch"], person.psi.expand(n, -1))
+    return float((fake - b["target"]).abs().mean())
+
+
+def test_animate_with_warp_model_cli_paste_back(micro_warp_model: Path, astronaut_png: Path, astronaut_mp4: Path,
+                                                tmp_path: Path) -> None:
+    out = tmp_path / "o.mp4"
+    r = run("animate", "--source", str(astronaut_png), "--driving", str(astronaut_mp4), "--out", str(out),
+            "--model", str(micro_warp_model), "--paste-back", "--device", "cpu", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    info = probe_video(out)
+    assert info.n_frames == 40 and (info.width, info.height) == (512, 512)
+    frames, _ = read_video(out, max_frames=40)
+    photo = astronaut().astype(int)
+    # outside the crop the photo is untouched; inside, the untrained model is (close to) a warp of the photo
+    assert np.abs(frames[0][480:, :40].astype(int) - photo[480:, :40]).mean() < 8
+    assert np.abs(frames[20].astype(int) - photo).mean() < 20
+
+
+def test_warp_person_file_roundtrip(micro_warp_model: Path, astronaut_png: Path, astronaut_mp4: Path,
+                                    tmp_path: Path) -> None:
+    person = tmp_path / "person.safetensors"
+    r = run("finetune", "--source", str(astronaut_png), "--out", str(person), "--model", str(micro_warp_model),
+            "--steps", "2", "--device", "cpu", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert load_bundle(person).kind == "person"
+    anim = Animator(person, device="cpu")
+    anim.set_source([astronaut_png])
+    res = anim.animate(astronaut_mp4, tmp_path / "p.mp4", AnimateOptions(progress=False))
+    assert res.frames == 40
+
+
+def test_old_model_files_load_as_synthesis_and_unknown_arch_is_named(micro_model: Path, tmp_path: Path) -> None:
+    with safe_open(str(micro_model), framework="pt") as f:
+        meta = dict(f.metadata())
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    cfg = json.loads(meta["config"])
+    cfg.pop("arch")  # as written before architectures existed
+    save_file(tensors, str(tmp_path / "old.safetensors"), metadata={**meta, "config": json.dumps(cfg)})
+    assert load_bundle(tmp_path / "old.safetensors").config.arch == "synthesis"
+    cfg["arch"] = "hologram"
+    save_file(tensors, str(tmp_path / "new.safetensors"), metadata={**meta, "config": json.dumps(cfg)})
+    with pytest.raises(InputError, match="hologram"):
+        load_bundle(tmp_path / "new.safetensors")
+    cfg["arch"] = "warp"  # synthesis weights under a warp header
+    save_file(tensors, str(tmp_path / "mixed.safetensors"), metadata={**meta, "config": json.dumps(cfg)})
+    with pytest.raises(InputError, match="'warp' architecture"):
+        load_bundle(tmp_path / "mixed.safetensors")
+
+
+def test_driving_video_without_any_face_exit_2(micro_warp_model: Path, astronaut_png: Path, faceless_frames,
+                                               tmp_path: Path) -> None:
+    clip = write_frames(tmp_path / "noface.mp4", faceless_frames)
+    out = tmp_path / "o.mp4"
+    r = run("animate", "--source", str(astronaut_png), "--driving", str(clip), "--out", str(out),
+            "--model", str(micro_warp_model), "--device", "cpu", "--no-progress")
+    assert r.returncode == 2 and "no face" in r.stderr and r.stderr.count("\n") == 1
+    assert not out.exists()
