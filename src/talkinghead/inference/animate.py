@@ -1,15 +1,17 @@
 """The animation pipeline: source photo(s) + driving motion → talking-head video.
 
 Streaming: driving frames are decoded, tracked, generated in small batches and encoded as they come, so memory
-does not grow with the driving video's length.
+does not grow with the driving video's length. Live (:meth:`Animator.stream`, :mod:`talkinghead.inference.live`)
+runs the same per-frame step (:class:`FrameStep`) one frame at a time on the freshest camera frame.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -27,6 +29,9 @@ from talkinghead.inference.source import SourceFace, load_sources
 from talkinghead.io.images import write_image
 from talkinghead.io.video import VideoReader, VideoWriter
 from talkinghead.models.bundle import ModelBundle, load_model
+
+if TYPE_CHECKING:
+    from talkinghead.inference.live import LiveStream
 
 CROP_SIZE = 256
 """Sources are cropped at this size (as the training data), then resized to the model's resolution."""
@@ -203,13 +208,28 @@ class Animator:
             for close in drv.closers:
                 close()
 
+    def stream(self, frames: Iterable[np.ndarray | tuple[np.ndarray, float]], options: AnimateOptions | None = None,
+               *, fps: float = 30.0, mark: Callable[[np.ndarray], np.ndarray] | None = None,
+               tracker: FaceTracker | None = None) -> LiveStream:
+        """Animate live: an iterator of driving frames in, an iterator of :class:`~talkinghead.inference.live.LiveFrame`
+        out (the freshest frame each time one is asked for; stale ones are dropped and counted).
+
+        ``frames``: RGB frames (or ``(frame, capture time)`` pairs, :func:`time.perf_counter` seconds) as a camera
+        delivers them (see :func:`~talkinghead.inference.live.paced` for a video file). ``fps``: the source's
+        nominal rate (landmark smoothing). ``mark``: e.g. a :func:`~talkinghead.provenance.marking.marking`
+        marker, applied to every output frame. Use it as a context manager, or call ``close()``.
+        """
+        from talkinghead.inference.live import LiveStream
+
+        if self.psi is None or not self.sources:
+            raise InputError("set a source first (Animator.set_source)")
+        return LiveStream(self, frames, options or AnimateOptions(progress=False), fps=fps, mark=mark,
+                          tracker=tracker)
+
     def _render(self, drv: _Driving, out: Path, opt: AnimateOptions) -> AnimateResult:
         from talkinghead.provenance.marking import marking
 
-        src = self.sources[0]
-        res = self.resolution
-        scale = res / CROP_SIZE
-        retarget = Retargeter(src.landmarks, relative=opt.relative)
+        step = FrameStep(self, opt)
         mark = marking(opt.watermark, opt.credentials, model=self.bundle, model_file=opt.model_file,
                        consent=opt.consent, sign_cert=opt.sign_cert, sign_key=opt.sign_key,
                        frames_dir=opt.frames_dir)
@@ -219,25 +239,15 @@ class Animator:
         writer = VideoWriter(out, fps=drv.fps, crf=opt.crf, audio_from=drv.audio, metadata=mark.tags,
                              finalize=mark.finalize)
         t0 = time.perf_counter()
-        n = lost = 0
-        last: np.ndarray | None = None
-        driver_box: CropBox | None = None
-        pending: list[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]] = []  # (target lmk, frame, drive lmk)
+        n = 0
+        pending: list[tuple[np.ndarray, np.ndarray | None]] = []  # (target landmarks, driving frame)
         bar = tqdm(total=drv.total, desc="animate", unit="frame", disable=not opt.progress)
 
         def flush() -> None:
             nonlocal n
             if not pending:
                 return
-            faces = self.render(np.stack([p[0] for p in pending]))
-            for face, (target, frame, _) in zip(faces, pending, strict=True):
-                img = upscale(face, opt.output_size)
-                if opt.paste_back:
-                    img = paste_back(src.image, face, src.box, self._paste_mask(target, src.landmarks))
-                if opt.side_by_side:
-                    left = driver_view(frame, driver_box, img.shape[0]) if frame is not None else \
-                        upscale(draw_sketch(target * scale, res), img.shape[0])
-                    img = side_by_side(left, img)
+            for img in step.output([p[0] for p in pending], [p[1] for p in pending]):
                 img = mark(img)
                 writer.write(img)
                 if frames_dir is not None:
@@ -248,15 +258,7 @@ class Animator:
 
         try:
             for lmk, frame in drv.items:
-                if lmk is None:
-                    lost += 1
-                    lmk = last
-                else:
-                    last = lmk
-                    if driver_box is None and frame is not None:
-                        driver_box = face_crop_box(lmk, self.face.margin, self.face.shift_up)
-                target = retarget(lmk) if lmk is not None else src.landmarks
-                pending.append((target, frame, lmk))
+                pending.append((step.target(lmk, frame), frame))
                 if len(pending) >= opt.batch_size:
                     flush()
             flush()
@@ -268,10 +270,54 @@ class Animator:
         if n == 0:
             writer.abort()
             raise InputError("the driving input has no frame")
-        if last is None:
+        if step.last is None:
             writer.abort()
             raise NoFaceError(f"no face found in any of the {n} driving frames")
         writer.close()
         seconds = time.perf_counter() - t0
-        return AnimateResult(out, n, lost, drv.fps, seconds, self.finetune_seconds, mark.payload_text)
+        return AnimateResult(out, n, step.lost, drv.fps, seconds, self.finetune_seconds, mark.payload_text)
 
+
+class FrameStep:
+    """The per-frame work every pipeline shares (files: :meth:`Animator.animate`; live: :meth:`Animator.stream`):
+    driving landmarks → target landmarks (relative motion from the first good frame; the last pose is held while
+    no face is found) → generated faces → output frames (upscale, paste-back, side-by-side; not yet marked)."""
+
+    def __init__(self, anim: Animator, opt: AnimateOptions) -> None:
+        self.anim = anim
+        self.opt = opt
+        self.src = anim.sources[0]
+        self.retarget = Retargeter(self.src.landmarks, relative=opt.relative)
+        self.last: np.ndarray | None = None
+        """The last driving landmarks with a face (None until one was found)."""
+        self.lost = 0
+        """Driving frames without a face so far."""
+        self.driver_box: CropBox | None = None
+
+    def target(self, lmk: np.ndarray | None, frame: np.ndarray | None) -> np.ndarray:
+        """Target landmarks (source crop pixels) for one driving frame's landmarks (None: no face found)."""
+        if lmk is None:
+            self.lost += 1
+            lmk = self.last
+        else:
+            self.last = lmk
+            if self.driver_box is None and frame is not None:
+                self.driver_box = face_crop_box(lmk, self.anim.face.margin, self.anim.face.shift_up)
+        return self.retarget(lmk) if lmk is not None else self.src.landmarks
+
+    def output(self, targets: list[np.ndarray], frames: list[np.ndarray | None]) -> list[np.ndarray]:
+        """Generate the faces for a batch of targets and compose the output frames."""
+        anim, opt, src = self.anim, self.opt, self.src
+        res = anim.resolution
+        faces = anim.render(np.stack(targets))
+        out = []
+        for face, target, frame in zip(faces, targets, frames, strict=True):
+            img = upscale(face, opt.output_size)
+            if opt.paste_back:
+                img = paste_back(src.image, face, src.box, anim._paste_mask(target, src.landmarks))
+            if opt.side_by_side:
+                left = driver_view(frame, self.driver_box, img.shape[0]) if frame is not None else \
+                    upscale(draw_sketch(target * (res / CROP_SIZE), res), img.shape[0])
+                img = side_by_side(left, img)
+            out.append(img)
+        return out

@@ -37,6 +37,8 @@ class Limits:
     """Requests that may wait; beyond that, visitors are told the queue is full."""
     keep_minutes: float = 30.0
     """Uploads and results are deleted this long after they were written."""
+    live_sessions: int = 1
+    """Visitors who may use the Live tab at the same time; the next one is told the server is busy."""
 
     @property
     def max_upload_bytes(self) -> int:

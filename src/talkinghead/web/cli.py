@@ -50,6 +50,9 @@ def add_serve_command(sub: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help=f"longest accepted driving video in seconds (default {d.max_driving_seconds:g})")
     p.add_argument("--queue-size", type=int, default=d.queue_size,
                    help=f"requests that may wait while one is animated (default {d.queue_size})")
+    p.add_argument("--live-sessions", type=int, default=d.live_sessions,
+                   help=f"visitors who may use the Live tab at once (default {d.live_sessions}; the next is told "
+                        "the server is busy)")
     p.add_argument("--temp-dir", help="the app's temporary folder (default: <system temp>/talkinghead-web)")
     return p
 
@@ -57,8 +60,10 @@ def add_serve_command(sub: argparse._SubParsersAction) -> argparse.ArgumentParse
 def limits_from_args(args: argparse.Namespace) -> Limits:
     if args.queue_size < 1:
         raise InputError(f"--queue-size must be at least 1, got {args.queue_size}")
+    if args.live_sessions < 1:
+        raise InputError(f"--live-sessions must be at least 1, got {args.live_sessions}")
     return replace(Limits(), max_upload_mb=args.max_upload_mb, max_driving_seconds=args.max_seconds,
-                   queue_size=args.queue_size)
+                   queue_size=args.queue_size, live_sessions=args.live_sessions)
 
 
 def run_serve(args: argparse.Namespace) -> int:

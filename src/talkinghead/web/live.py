@@ -1,0 +1,218 @@
+"""The web page's Live tab: the browser's webcam streams to the server, the animated portrait streams back.
+
+Transport: Gradio's own streaming events (see the README's "Live" section for the measurement behind the
+choice). The browser grabs a JPEG from the webcam every ``STREAM_EVERY`` seconds *unless it is still waiting for
+the previous answer*, posts it to the server, and shows each returned frame (base64 JPEG in the event stream). So
+stale frames are dropped at the source rather than queued, and everything runs over the page's own HTTP
+connection: nothing but loopback, no TURN or STUN, no CDN.
+
+Per visitor (Gradio session) the server keeps a :class:`~talkinghead.inference.live.LiveRenderer` (tracker,
+relative motion, generator, watermark): the same per-frame step as ``talkinghead live`` and ``animate``. At most
+``Limits.live_sessions`` visitors stream at a time; the next one gets a clear "busy" message. A session ends when
+its tab closes (Gradio's unload event) or when no frame came for ``IDLE_S`` seconds.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+
+from talkinghead.errors import InputError
+from talkinghead.inference.live import NO_FACE_NOTICE, LatencyStats, LiveRenderer, live_threads, with_notice
+from talkinghead.models.bundle import ModelBundle
+from talkinghead.web import Limits
+
+log = logging.getLogger("talkinghead.web")
+
+STREAM_EVERY = 0.04
+"""Seconds between webcam grabs in the browser (at most 25/s; a grab is skipped while an answer is pending)."""
+IDLE_S = 5.0
+"""A live session without a frame for this long is over (its slot goes to the next visitor)."""
+MAX_SIDE = 640
+"""Webcam frames are scaled down to this longer side before tracking."""
+CAMERA = {"video": {"width": {"ideal": 640}, "height": {"ideal": 480}}}
+"""What the page asks of the webcam. Not less: at 320x240 the detector (dlib HOG, faces from ~80 px) found no
+face in the benchmark's clip, where the face is a quarter of the frame's height (measured)."""
+BUSY = ("Someone else is using the live mode right now (this server runs {n} live session(s) at a time). "
+        "Please try again in a minute; the Animate tab works meanwhile.")
+
+
+@dataclass
+class _Session:
+    portrait: str | None
+    renderer: LiveRenderer
+    payload: str | None
+    latency: LatencyStats = field(default_factory=LatencyStats)
+    started: float = field(default_factory=time.time)
+    last_seen: float = field(default_factory=time.time)
+    frames: int = 0
+    recent: list[float] = field(default_factory=list)
+    """Output times of the last second (for the fps shown)."""
+
+
+class LiveService:
+    """Holds the live sessions; :meth:`frame` is the streaming event's handler."""
+
+    def __init__(self, bundle: ModelBundle, limits: Limits, device: str,
+                 load_source: Callable[[str | None], list[str | Path | np.ndarray]]) -> None:
+        self.bundle = bundle
+        self.limits = limits
+        self.device = device
+        self.load_source = load_source
+        self.sessions: dict[str, _Session] = {}
+        self._lock = threading.Lock()
+
+    # -- sessions ---------------------------------------------------------------------------------------------
+    def _expire(self, now: float) -> None:
+        for key in [k for k, s in self.sessions.items() if now - s.last_seen > IDLE_S]:
+            log.info("live session %s ended (idle)", key[:8])
+            del self.sessions[key]
+
+    def end(self, key: str | None) -> None:
+        """The visitor left (tab closed): free the slot now."""
+        with self._lock:
+            if key is not None and self.sessions.pop(key, None) is not None:
+                log.info("live session %s ended (tab closed)", key[:8])
+
+    def unload(self, request: gr.Request) -> None:
+        """Gradio's unload event: the visitor's tab closed."""
+        self.end(request.session_hash if request is not None else None)
+
+    def _session(self, key: str, portrait: str | None) -> _Session:
+        now = time.time()
+        with self._lock:
+            self._expire(now)
+            s = self.sessions.get(key)
+            if s is not None and s.portrait == portrait:
+                s.last_seen = now
+                return s
+            if s is None and len(self.sessions) >= self.limits.live_sessions:
+                raise gr.Error(BUSY.format(n=self.limits.live_sessions), title="Busy", print_exception=False)
+            self.sessions[key] = s = self._start(portrait)  # holds the slot while the model loads
+            return s
+
+    def _start(self, portrait: str | None) -> _Session:
+        from talkinghead.inference.animate import AnimateOptions, Animator
+        from talkinghead.provenance.marking import marking
+
+        live_threads()
+        anim = Animator(self.bundle, device=self.device)
+        anim.set_source(self.load_source(portrait), progress=False)
+        marker = marking(True, credentials=False, model=anim.bundle)  # frames shown are marked like files
+        renderer = LiveRenderer(anim, AnimateOptions(progress=False), fps=1.0 / STREAM_EVERY, mark=marker)
+        return _Session(portrait, renderer, marker.payload_text)
+
+    # -- the handler ------------------------------------------------------------------------------------------
+    def frame(self, image: np.ndarray | None, portrait: str | None, client_ms: float | None,
+              request: gr.Request) -> str:
+        """One webcam frame → the animated portrait (an inline JPEG: no file is written, no second request) and
+        a status line, as HTML. ``client_ms``: when the browser captured
+        the frame (epoch milliseconds), if it says; else the server's receipt time counts as capture."""
+        received = time.time()
+        if image is None:
+            return ""
+        key = request.session_hash or "anonymous"
+        try:
+            s = self._session(key, portrait or None)
+        except InputError as exc:
+            from talkinghead.web.app import friendly_message
+
+            with self._lock:
+                self.sessions.pop(key, None)
+            raise gr.Error(friendly_message(exc, {}), title="Cannot go live", print_exception=False) from None
+        img, face = s.renderer(_shrink(image))
+        if not face:
+            img = with_notice(img, NO_FACE_NOTICE)
+        jpeg = _data_url(img)
+        sent = time.time()
+        captured = client_ms / 1000.0 if client_ms and client_ms > 0 else received
+        s.latency.add(sent - captured)
+        s.frames += 1
+        s.last_seen = sent
+        s.recent = [t for t in s.recent if sent - t < 1.0] + [sent]
+        return f'<img id="live-frame" alt="animated portrait" src="{jpeg}">' + self._status(s, face, captured,
+                                                                                               received, sent)
+
+    def _status(self, s: _Session, face: bool, captured: float, received: float, sent: float) -> str:
+        fps = len(s.recent) / max(1e-3, min(1.0, sent - s.started))
+        text = (f"Live: {fps:.0f} frames/s, latency {1000 * (sent - captured):.0f} ms "
+                f"(p95 {1000 * s.latency.percentile(95):.0f} ms)"
+                + ("" if face else " — no face in view, holding the last pose")
+                + (f". Frames are watermarked (<code>{html.escape(s.payload)}</code>)." if s.payload else "."))
+        return (f'<div class="live-meta" data-frame="{s.frames}" data-face="{int(face)}" '
+                f'data-captured="{captured * 1000:.1f}" data-received="{received * 1000:.1f}" '
+                f'data-sent="{sent * 1000:.1f}">{text}</div>')
+
+
+def portrait_loader(limits: Limits) -> Callable[[str | None], list[str | Path | np.ndarray]]:
+    """The Live tab's source: the example astronaut, or a photo uploaded through the page (checked like the
+    Animate tab's: inside the upload folder, size and pixel caps, scaled down when large)."""
+
+    def load(name: str | None) -> list[str | Path | np.ndarray]:
+        from talkinghead.io.images import IMAGE_EXTENSIONS, read_image
+        from talkinghead.web.app import accepted_upload, image_size, shrink
+
+        if not name:
+            from talkinghead.data.examples import astronaut
+
+            return [astronaut()]
+        path = accepted_upload(name, limits, "photo")
+        if path.suffix.lower() not in IMAGE_EXTENSIONS:
+            raise InputError(f"{path.name} is not a photo (accepted: {', '.join(sorted(IMAGE_EXTENSIONS))})")
+        w, h = image_size(path)
+        if w * h > limits.max_photo_pixels:
+            raise InputError(f"{path.name} has {w}x{h} pixels; this server takes photos of up to "
+                             f"{limits.max_photo_pixels / 1e6:g} megapixels")
+        return [shrink(read_image(path), limits.max_photo_side)]
+
+    return load
+
+
+def _data_url(image: np.ndarray, quality: int = 90) -> str:
+    import base64
+
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode("ascii")
+
+
+def _shrink(image: np.ndarray) -> np.ndarray:
+    import cv2
+
+    h, w = image.shape[:2]
+    if max(h, w) <= MAX_SIDE:
+        return image
+    k = MAX_SIDE / max(h, w)
+    return cv2.resize(image, (round(w * k), round(h * k)), interpolation=cv2.INTER_AREA)
+
+
+LIVE_NOTE = """Move your face in front of the camera and the portrait follows. Press the camera's record button to
+start, stop to end. Frames stream to this server only; they are not stored. {n} live session(s) at a time."""
+
+
+def live_tab(service: LiveService) -> None:
+    """The Live tab's components and events (call inside ``gr.Blocks``)."""
+    gr.Markdown(LIVE_NOTE.format(n=service.limits.live_sessions), elem_id="live-note")
+    with gr.Row(equal_height=False):
+        with gr.Column():
+            portrait = gr.Image(type="filepath", sources=["upload"], label="Portrait (empty: the example astronaut)",
+                                height=200, elem_id="live-portrait")
+            camera = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Your camera",
+                              webcam_options=gr.WebcamOptions(mirror=False, constraints=CAMERA), elem_id="live-camera")
+            clock = gr.Number(value=0, visible=False, elem_id="live-clock")
+        with gr.Column():
+            gr.Markdown("**Animated portrait**")
+            out = gr.HTML(elem_id="live-output", min_height=280)
+    camera.stream(service.frame, [camera, portrait, clock], [out], stream_every=STREAM_EVERY,
+                  concurrency_limit=None, concurrency_id="live", show_progress="hidden", api_visibility="private")
