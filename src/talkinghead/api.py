@@ -19,6 +19,7 @@ from talkinghead.io.video import VideoReader
 
 if TYPE_CHECKING:
     from talkinghead.inference.animate import AnimateResult
+    from talkinghead.speech.drive import SpeakResult
     from talkinghead.training.metalearn import TrainResult
 
 
@@ -108,6 +109,47 @@ def finetune(
     person = anim.finetune(faces, n, progress=progress)
     save_bundle(out, person)
     return {"steps": n, "sources": len(faces), "seconds": anim.finetune_seconds}
+
+
+def speak(
+    source: list[str | Path],
+    out: str | Path,
+    audio: str | Path | None = None,
+    text: str | None = None,
+    model: str | Path | None = None,
+    speech_model: str | Path | None = None,
+    finetune_steps: int = 0,
+    shots: int = 8,
+    language: str = "en",
+    voice: str | None = None,
+    words_per_minute: int = 160,
+    fps: float = 25.0,
+    max_seconds: float = 60.0,
+    head_motion: float = 1.0,
+    seed: int = 0,
+    device: str = "auto",
+    backend: str = "torch",
+    **options: Any,
+) -> SpeakResult:
+    """Photo(s) + speech (an audio file, or ``text`` spoken offline by eSpeak NG) → a talking video with that
+    sound, lip-synced, with real head motion and blinks; ``options`` are :class:`AnimateOptions` fields (the
+    output is watermarked and signed as ``animate``'s)."""
+    import tempfile
+
+    from talkinghead.inference.animate import AnimateOptions, Animator
+    from talkinghead.speech.drive import SpeechDriver, load_speech
+    from talkinghead.speech.drive import speak as _speak
+
+    check_output_path(out, [*source, *([audio] if audio is not None else [])])
+    with tempfile.TemporaryDirectory(prefix="talkinghead-speak-") as tmp:
+        # the speech is checked (and synthesised) before any model is loaded: bad input fails fast
+        speech = load_speech(audio, text, Path(tmp), language=language, voice=voice,
+                             words_per_minute=words_per_minute, fps=fps, max_seconds=max_seconds)
+        driver = SpeechDriver(speech_model, head_motion=head_motion, seed=seed)
+        anim = Animator(model, device=device, backend=backend)
+        anim.set_source(list(source), shots=shots, finetune_steps=finetune_steps,
+                        progress=options.get("progress", True))
+        return _speak(anim, out, speech, driver, AnimateOptions(**options))
 
 
 def sketch(

@@ -47,6 +47,22 @@ class Clip:
         with self._zip() as zf:
             return {k: npy_load(zf.read(f"{k}.npy")) for k in ("landmarks", "boxes", "frame_ids")}
 
+    @property
+    def has_audio(self) -> bool:
+        """Whether the clip carries audio features (``audio.npy``); False for photos, silent and old clips."""
+        audio = self.record.get("audio") or {}
+        return bool(audio.get("present")) and not audio.get("silent", False)
+
+    def audio(self) -> np.ndarray:
+        """Audio features ``(N, 4, 80) float32`` (log-mel dB, row i = frame i; see :mod:`talkinghead.data.audio`)."""
+        if "audio" not in self.record:
+            raise InputError(f"clip {self.key} was prepared before audio features existed (dataset format 1); "
+                             f"run `talkinghead prepare` again with --out {self.root} to add them")
+        if not self.record["audio"].get("present"):
+            raise InputError(f"clip {self.key} has no audio ({self.record['audio'].get('reason', 'none')})")
+        with self._zip() as zf:
+            return npy_load(zf.read("audio.npy")).astype(np.float32)
+
     def read(self, indices: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """Frames ``(K, S, S, 3) uint8`` RGB and their landmarks ``(K, 68, 2) float32`` (crop pixels)."""
         with self._zip() as zf:

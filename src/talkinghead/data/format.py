@@ -7,6 +7,8 @@ DATASET/
                                        landmarks.npy (N, 68, 2) float32, crop pixels
                                        boxes.npy     (N, 3)     float32, crop box (x0, y0, side) in source pixels
                                        frame_ids.npy (N,)       int32, frame number in the source video
+                                       audio.npy     (N, 4, 80) float16, log-mel dB at 4 instants per frame
+                                                                (videos with sound only; see data/audio.py)
                                        meta.json     identity, source, fps, counts ...
   skipped/<identity>/<clip>.json       why a clip was skipped (so a resumed run does not retry it)
   index/shard-<i>-of-<n>.jsonl         one line per clip this shard finished (kept and skipped)
@@ -25,7 +27,9 @@ from typing import Any
 import numpy as np
 
 FORMAT = "talkinghead-clips"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: clips of videos carry ``audio.npy`` (N, 4, 80) float16 log-mel features aligned to the frames, and every
+clip's meta an ``audio`` entry (``present``, else ``reason``); version-1 datasets are upgraded by ``prepare``."""
 
 
 def clip_path(root: Path, key: str) -> Path:

@@ -27,6 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from talkinghead.config import PrepareConfig, to_dict
+from talkinghead.data.audio import video_audio_features
 from talkinghead.data.format import (
     FORMAT,
     FORMAT_VERSION,
@@ -34,6 +35,7 @@ from talkinghead.data.format import (
     frame_member,
     jsonl_text,
     npy_bytes,
+    npy_load,
     read_jsonl,
     skip_path,
 )
@@ -77,8 +79,12 @@ def _write_clip(
     crops: Iterator[tuple[np.ndarray, np.ndarray, CropBox, int]],
     meta: dict[str, Any],
     quality: int,
+    audio: Callable[[np.ndarray], tuple[np.ndarray | None, dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
-    """Write crops ``(image, landmarks, box, frame_id)`` into the clip's zip atomically; returns the meta."""
+    """Write crops ``(image, landmarks, box, frame_id)`` into the clip's zip atomically; returns the meta.
+
+    ``audio(frame_ids)`` gives the audio features of the written frames (or None) and their meta entry.
+    """
     lmks, boxes, ids = [], [], []
     dest = clip_path(out, item.key)
     with atomic_path(dest, suffix=".zip") as tmp:
@@ -92,6 +98,10 @@ def _write_clip(
                 boxes.append(box.as_array())
                 ids.append(fid)
             meta = {**meta, "n_frames": len(ids)}
+            feats, meta["audio"] = audio(np.asarray(ids, np.int64)) if audio else (None, {"present": False,
+                                                                                          "reason": "photos"})
+            if feats is not None:
+                zf.writestr("audio.npy", npy_bytes(feats.astype(np.float16)))
             zf.writestr("landmarks.npy", npy_bytes(np.asarray(lmks, np.float32).reshape(-1, 68, 2)))
             zf.writestr("boxes.npy", npy_bytes(np.asarray(boxes, np.float32).reshape(-1, 3)))
             zf.writestr("frame_ids.npy", npy_bytes(np.asarray(ids, np.int32)))
@@ -167,8 +177,34 @@ def _prepare_video(item: SourceItem, cfg: PrepareConfig, out: Path) -> ClipOutco
         for i, frame in frames():
             yield crop_image(frame, box, cfg.size), to_crop_coords(landmarks[i], box, cfg.size), box, i
 
-    meta = _write_clip(out, item, crops(), meta, cfg.jpeg_quality)
+    meta = _write_clip(out, item, crops(), meta, cfg.jpeg_quality,
+                       audio=lambda ids: video_audio_features(path, ids, info.fps))
     return ClipOutcome(item.key, "kept", meta, n, meta["n_frames"], messages)
+
+
+def add_audio(out: Path, record: dict[str, Any]) -> dict[str, Any]:
+    """Upgrade a clip prepared before audio features existed: rewrite its zip (atomically) with ``audio.npy``
+    and the ``audio`` meta entry, from the source video; returns the updated record."""
+    zpath = clip_path(out, record["key"])
+    with zipfile.ZipFile(zpath) as zf:
+        meta = json.loads(zf.read("meta.json"))
+        if record.get("kind", meta.get("kind")) != "video":
+            feats, info = None, {"present": False, "reason": "photos"}
+        elif not meta.get("sources") or not Path(meta["sources"][0]).is_file():
+            feats, info = None, {"present": False, "reason": "source video not found for the upgrade"}
+        else:
+            ids = npy_load(zf.read("frame_ids.npy")).astype(np.int64)
+            feats, info = video_audio_features(meta["sources"][0], ids, float(meta.get("source_fps") or meta["fps"]))
+        meta["audio"] = info
+        with atomic_path(zpath, suffix=".zip") as tmp:
+            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as dst:
+                for member in zf.infolist():
+                    if member.filename not in ("meta.json", "audio.npy"):
+                        dst.writestr(member, zf.read(member.filename))
+                if feats is not None:
+                    dst.writestr("audio.npy", npy_bytes(feats.astype(np.float16)))
+                dst.writestr("meta.json", json.dumps(meta, indent=1, sort_keys=True))
+    return {**record, "audio": info}
 
 
 def _prepare_photos(item: SourceItem, cfg: PrepareConfig, out: Path) -> ClipOutcome:
@@ -356,12 +392,15 @@ def prepare_dataset(
     items = [it for it in find_sources(srcs) if it.shard(n_shard) == i_shard]
     out.mkdir(parents=True, exist_ok=True)
     info_path = out / "dataset.json"
+    upgraded_info: dict[str, Any] | None = None
     info = {"format": FORMAT, "version": FORMAT_VERSION, "size": cfg.size, "config": to_dict(cfg)}
     if info_path.is_file():
         old = json.loads(info_path.read_text())
         if old.get("format") != FORMAT or old.get("size") != cfg.size:
             raise InputError(f"{out} holds a dataset prepared with other settings (size {old.get('size')}); "
                              "use another --out")
+        if old.get("version", 1) < FORMAT_VERSION:
+            upgraded_info = {**old, "version": FORMAT_VERSION}
     else:
         atomic_write_text(info_path, json.dumps(info, indent=1))
 
@@ -375,6 +414,12 @@ def prepare_dataset(
         else:
             summary.clips_resumed += 1
             records.append(rec)
+    old_clips = [i for i, r in enumerate(records) if r.get("status") == "kept" and "audio" not in r]
+    if old_clips:  # prepared before format 2: add the audio features (the frames and landmarks stay as they are)
+        log(f"{out}: adding audio features to {len(old_clips)} clip(s) prepared before format version "
+            f"{FORMAT_VERSION}")
+        for i in tqdm(old_clips, desc="add audio", unit="clip", disable=not progress, dynamic_ncols=True):
+            records[i] = add_audio(out, records[i])
 
     reasons: Counter[str] = Counter()
     t0 = time.perf_counter()
@@ -415,6 +460,8 @@ def prepare_dataset(
     records.sort(key=lambda r: r["key"])
     atomic_write_text(out / "index" / f"shard-{tag}.jsonl", jsonl_text(records))
     merge_manifest(out)
+    if upgraded_info is not None and n_shard == 1:  # every clip of the dataset now has its audio entry
+        atomic_write_text(info_path, json.dumps(upgraded_info, indent=1))
     summary.bytes_on_disk = _disk_usage(out)
     report = {k: v for k, v in vars(summary).items()}
     report["frames_per_second"] = summary.frames_per_second

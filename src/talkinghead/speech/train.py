@@ -1,0 +1,273 @@
+"""``talkinghead train-speech``: fit the audio-to-motion model on a prepared dataset's clips with sound, and
+extract the idle-motion bank from its clips' landmarks.
+
+Only the ``train`` split is used (validation identities stay unseen for ``benchmarks/lipsync.py``). Per clip the
+targets are the jaw and lip displacements from the clip's neutral face in canonical units (:mod:`.shapes`).
+Training draws random windows of ``window`` frames; the loss is the mean squared displacement error plus an L1
+term on the inner-lip opening (what a viewer reads as "the mouth opens").
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from fnmatch import fnmatch
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from talkinghead.data.audio import loudness
+from talkinghead.data.dataset import PreparedDataset
+from talkinghead.errors import InputError
+from talkinghead.speech.bank import build_bank, clip_motion, save_bank
+from talkinghead.speech.model import (
+    RANGE_DB,
+    AudioToMotion,
+    SpeechModelConfig,
+    normalise_level,
+    save_speech_model,
+)
+from talkinghead.speech.shapes import INNER_LIP_PAIRS, SPEECH_POINTS, mouth_opening, speech_targets
+
+_INNER = np.searchsorted(SPEECH_POINTS, INNER_LIP_PAIRS)  # the inner-lip pairs as indices into SPEECH_POINTS
+
+
+@dataclass
+class SpeechTrainConfig:
+    steps: int = 3000
+    batch_size: int = 32
+    window: int = 40
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    opening_weight: float = 1.0
+    silence_p: float = 0.3
+    """Share of training windows in which a span of the audio is replaced by silence and the mouth by the neutral
+    (closed) one: pauses must close the mouth, also the digital silence of synthesised speech."""
+    seed: int = 0
+    threads: int = 1
+    bank_clips: int = 40
+    """Clips in the idle-motion bank (at most 2 per identity, the longest first)."""
+    bank_max_frames: int = 375
+    bank_min_frames: int = 50
+    bank_max_travel: float = 0.8
+    """Leave out clips whose head travels more than this (inter-ocular distances, peak to peak): pose-driving
+    clips with large turns, which one photo cannot follow."""
+    bank_max_turn: float = 0.35
+    """... or turns more than this in the image plane (radians, peak to peak)."""
+    bank_max_expression: float = 0.08
+    """... or whose brows and eyes move more than this (95th percentile, inter-ocular units): grimaces."""
+    min_sync: float = 0.1
+    """Leave out clips whose loudness and mouth opening correlate less than this at every lag within ±2 frames:
+    their soundtrack is not their lips (dubbed, music, another take)."""
+    holdout: list[str] = field(default_factory=lambda: ["grid_spk_*", "mead_*", "vr?_*"])
+    """Identities (fnmatch patterns) of the train split kept out of training, as a second unseen test set."""
+    model: SpeechModelConfig = field(default_factory=SpeechModelConfig)
+
+
+@dataclass
+class SpeechData:
+    """Per clip: normalised features ``(N, 4, 80)``, targets ``(N, 37, 2)``, neutral ``(68, 2)``, key."""
+
+    features: list[np.ndarray]
+    targets: list[np.ndarray]
+    neutrals: list[np.ndarray]
+    keys: list[str]
+    aligned: list[np.ndarray] = field(default_factory=list)
+    sync: list[float] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+    """Clips left out by the sync check."""
+
+    @property
+    def frames(self) -> int:
+        return sum(len(t) for t in self.targets)
+
+
+def sync_score(features: np.ndarray, aligned: np.ndarray, max_lag: int = 2) -> float:
+    """The best correlation of loudness and mouth opening within ±``max_lag`` frames: near zero or negative
+    when a clip's soundtrack is not what its lips say."""
+    loud, opening = loudness(features).astype(np.float64), mouth_opening(aligned).astype(np.float64)
+    best = -1.0
+    for lag in range(-max_lag, max_lag + 1):
+        a = loud[max(0, -lag) : len(loud) - max(0, lag)]
+        b = opening[max(0, lag) : len(opening) - max(0, -lag)]
+        if len(a) > 2 and a.std() > 1e-9 and b.std() > 1e-9:
+            best = max(best, float(np.corrcoef(a, b)[0, 1]))
+    return best
+
+
+def load_speech_data(root: str | Path, split: str, min_frames: int = 16, identities: list[str] | None = None,
+                     exclude: list[str] | None = None, min_sync: float | None = None) -> SpeechData:
+    """The clips of ``split`` that have sound, with their targets; ``identities`` / ``exclude``: fnmatch patterns
+    of identities to keep / leave out; ``min_sync``: leave out clips whose :func:`sync_score` is lower.
+    Raises :class:`InputError` (with what to do) for a dataset prepared before audio features existed or one
+    without such clips."""
+    ds = PreparedDataset(root, split=split)
+    if identities is not None:
+        ds.clips = [c for c in ds.clips if any(fnmatch(c.identity, p) for p in identities)]
+    if exclude:
+        ds.clips = [c for c in ds.clips if not any(fnmatch(c.identity, p) for p in exclude)]
+    if int(ds.info.get("version", 1)) < 2 or any("audio" not in c.record for c in ds.clips):
+        raise InputError(f"{root} was prepared before audio features existed (format version "
+                         f"{ds.info.get('version', 1)}); run `talkinghead prepare SRC --out {root}` again to add "
+                         "them (frames and landmarks are kept)")
+    data = SpeechData([], [], [], [])
+    for clip in ds.clips:
+        if not clip.has_audio or clip.n_frames < min_frames:
+            continue
+        lmk = clip.arrays()["landmarks"]
+        disp, aligned, neutral = speech_targets(lmk)
+        feats = np.asarray(normalise_level(clip.audio()), np.float32)
+        score = sync_score(feats, aligned)
+        if min_sync is not None and score < min_sync:
+            data.dropped.append(clip.key)
+            continue
+        data.features.append(feats)
+        data.sync.append(score)
+        data.targets.append(disp)
+        data.neutrals.append(neutral)
+        data.aligned.append(aligned)
+        data.keys.append(clip.key)
+    if not data.keys:
+        raise InputError(f"{root} has no {split} clip with sound (clips without audio, silent or shorter than "
+                         f"{min_frames} frames are left out)")
+    return data
+
+
+def opening_from_displacements(disp: torch.Tensor, neutral: torch.Tensor) -> torch.Tensor:
+    """Inner-lip gap (canonical units = over the inter-ocular distance) of neutral + displacements."""
+    pts = neutral[..., None, :, :] + disp
+    a, b = pts[..., _INNER[:, 0], :], pts[..., _INNER[:, 1], :]
+    return (a - b).norm(dim=-1).mean(-1)
+
+
+def _batch(data: SpeechData, rng: np.random.Generator, batch: int, window: int, weights: np.ndarray,
+           silence_p: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    feats, targets, neutrals = [], [], []
+    for c in rng.choice(len(data.keys), size=batch, p=weights):
+        n = len(data.targets[c])
+        w = min(window, n)
+        s = int(rng.integers(0, n - w + 1))
+        f = data.features[c][s : s + w]
+        t = data.targets[c][s : s + w]
+        if w < window:  # pad short clips with silence and repeat the last target
+            f = np.concatenate([f, np.full((window - w, *f.shape[1:]), -RANGE_DB, np.float32)])
+            t = np.concatenate([t, np.repeat(t[-1:], window - w, 0)])
+        gain = rng.uniform(-6.0, 0.0)  # a quieter take of the same speech
+        f = np.clip(f + gain + rng.normal(0, 1.0, f.shape), -RANGE_DB, 0.0)
+        if rng.random() < 0.5:  # mask a band of frequencies (another voice, another microphone)
+            lo = int(rng.integers(0, f.shape[-1] - 10))
+            f[..., lo : lo + int(rng.integers(2, 11))] = -RANGE_DB
+        if rng.random() < silence_p:  # a pause in the speech: the mouth closes
+            n_sil = int(rng.integers(4, max(5, window // 3)))
+            s0 = int(rng.integers(0, window - n_sil + 1))
+            f[s0 : s0 + n_sil] = -RANGE_DB
+            t = t.copy()
+            t[s0 + 2 : s0 + n_sil - 2] = 0.0
+        feats.append(f.astype(np.float32))
+        targets.append(t)
+        neutrals.append(data.neutrals[c][SPEECH_POINTS])
+    return (torch.from_numpy(np.stack(feats)), torch.from_numpy(np.stack(targets)),
+            torch.from_numpy(np.stack(neutrals)))
+
+
+@dataclass
+class SpeechTrainResult:
+    model_path: Path
+    bank_path: Path | None
+    steps: int
+    seconds: float
+    clips: int
+    frames: int
+    final_loss: float
+    parameters: int
+    bank_clips: int = 0
+    bank_frames: int = 0
+
+
+def train_speech(data_root: str | Path, out: str | Path, cfg: SpeechTrainConfig | None = None,
+                 progress: bool = True, log: Callable[[str], None] = print) -> SpeechTrainResult:
+    """Train on ``data_root``'s train split; write ``out/speech.safetensors`` and ``out/idle_motion.npz``."""
+    cfg = cfg or SpeechTrainConfig()
+    out = Path(out)
+    torch.set_num_threads(max(1, cfg.threads))
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    t0 = time.perf_counter()
+    data = load_speech_data(data_root, "train", exclude=cfg.holdout, min_sync=cfg.min_sync)
+    log(f"train-speech: {len(data.keys)} clip(s) with sound, {data.frames} frames; left out {len(data.dropped)} "
+        f"whose sound is not in sync with their lips (sync < {cfg.min_sync}) and the identities {cfg.holdout}")
+    model = AudioToMotion(cfg.model)
+    allf = np.concatenate([f.reshape(-1, f.shape[-1]) for f in data.features])
+    model.mel_mean.copy_(torch.from_numpy(allf.mean(0)))
+    model.mel_std.copy_(torch.from_numpy(allf.std(0) + 1e-3))
+    allt = np.concatenate(data.targets).reshape(len(allf) // cfg.model.steps_per_frame, -1)
+    model.out_scale.copy_(torch.from_numpy(allt.std(0) + 1e-4))
+    lengths = np.array([len(t) for t in data.targets], np.float64)
+    weights = np.sqrt(lengths) / np.sqrt(lengths).sum()  # long clips more often, but not in proportion
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.1)
+    bar = tqdm(range(cfg.steps), desc="train-speech", unit="step", disable=not progress, dynamic_ncols=True)
+    loss_avg = float("nan")
+    model.train()
+    for step in bar:
+        feats, target, neutral = _batch(data, rng, cfg.batch_size, cfg.window, weights, cfg.silence_p)
+        pred = model(feats)
+        scale = model.out_scale.view(1, 1, -1, 2)
+        mse = (((pred - target) / scale) ** 2).mean()
+        opening = (opening_from_displacements(pred, neutral) - opening_from_displacements(target, neutral)).abs()
+        loss = mse + cfg.opening_weight * opening.mean() / 0.05
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        loss_avg = loss.item() if step == 0 else 0.98 * loss_avg + 0.02 * loss.item()
+        if step % 50 == 0:
+            bar.set_postfix(loss=f"{loss_avg:.3f}")
+    bar.close()
+    seconds = time.perf_counter() - t0
+    n_params = sum(p.numel() for p in model.parameters())
+    info: dict[str, Any] = {"data": str(data_root), "clips": data.keys, "frames": data.frames, "steps": cfg.steps,
+                            "dropped_out_of_sync": data.dropped, "holdout": cfg.holdout,
+                            "train_seconds": round(seconds, 1), "final_loss": round(loss_avg, 4),
+                            "config": asdict(cfg)}
+    model_path = save_speech_model(out / "speech.safetensors", model.eval(), info)
+    bank_path, bank_n, bank_frames = _write_bank(data_root, out / "idle_motion.npz", cfg)
+    (out / "train-speech.json").write_text(json.dumps({**info, "bank_clips": bank_n, "bank_frames": bank_frames},
+                                                      indent=1))
+    return SpeechTrainResult(model_path, bank_path, cfg.steps, seconds, len(data.keys), data.frames, loss_avg,
+                             n_params, bank_n, bank_frames)
+
+
+def _write_bank(root: str | Path, path: Path, cfg: SpeechTrainConfig) -> tuple[Path, int, int]:
+    """Head motion and blinks of the train split's longest calm clips (at most 2 per identity), landmarks only."""
+    ds = PreparedDataset(root, split="train")
+    videos = sorted((c for c in ds.clips if float(c.record.get("fps") or 0) > 0 and c.n_frames >= cfg.bank_min_frames),
+                    key=lambda c: -c.n_frames)
+    per_identity: dict[str, int] = {}
+    chosen = []
+    for c in videos:
+        if per_identity.get(c.identity, 0) >= 2 or len(chosen) >= cfg.bank_clips:
+            continue
+        lmk = c.arrays()["landmarks"][: cfg.bank_max_frames]
+        head, upper = clip_motion(lmk)
+        travel = float(np.ptp(head[:, :, 2], axis=0).max())
+        turn = float(np.ptp(np.arctan2(head[:, 1, 0], head[:, 0, 0])))
+        if travel > cfg.bank_max_travel or turn > cfg.bank_max_turn or \
+                float(np.quantile(np.abs(upper), 0.95)) > cfg.bank_max_expression:
+            continue
+        per_identity[c.identity] = per_identity.get(c.identity, 0) + 1
+        chosen.append((c.key, lmk, float(c.record["fps"])))
+    if not chosen:
+        raise InputError(f"{root} has no training video of {cfg.bank_min_frames} frames or more for the "
+                         "idle-motion bank")
+    bank = build_bank(chosen)
+    sources = "; ".join(sorted({str((c.record.get("extra") or {}).get("source_repo", "?")) for c in videos
+                                if c.key in bank.names}))
+    save_bank(path, bank, sources)
+    return path, len(bank), len(bank.head)

@@ -1,0 +1,203 @@
+"""Offline text to speech with eSpeak NG (formant synthesis: robotic, but intelligible, in ~100 languages).
+
+The engine is the ``libespeak-ng`` shared library and its data that the PyPI wheel ``espeakng-loader`` ships
+(installed by ``make``/``requirements.lock``); we call its C API through :mod:`ctypes`, so nothing is downloaded
+and no program must be on the PATH. ``TALKINGHEAD_ESPEAK_LIB`` / ``TALKINGHEAD_ESPEAK_DATA`` point at another
+build (e.g. Debian's ``libespeak-ng1``: ``/usr/lib/x86_64-linux-gnu/libespeak-ng.so.1`` and
+``/usr/lib/x86_64-linux-gnu/espeak-ng-data``).
+
+eSpeak NG is GPL-3.0-or-later; it is loaded at run time, never bundled in talkinghead (Apache-2.0).
+
+- ``language``: an eSpeak NG language or voice name: ``en``, ``en-us``, ``fr``, ``de``, ``es``, ``zh``, ...
+  (:func:`languages` lists them).
+- ``voice``: a voice variant: ``m1``...``m7``, ``f1``...``f5``, ``klatt``, ``whisper``, ... (:func:`voices`).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from talkinghead.errors import InputError, TalkingHeadError
+
+_AUDIO_OUTPUT_SYNCHRONOUS = 2
+_CHARS_UTF8 = 1
+_POS_CHARACTER = 1
+_RATE = 1
+_LOCK = threading.Lock()
+MAX_TEXT_CHARS = 2000
+
+
+class _Voice(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_char_p), ("languages", ctypes.c_void_p), ("identifier", ctypes.c_char_p),
+                ("gender", ctypes.c_ubyte), ("age", ctypes.c_ubyte), ("variant", ctypes.c_ubyte),
+                ("xx1", ctypes.c_ubyte), ("score", ctypes.c_int), ("spare", ctypes.c_void_p)]
+
+
+_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
+
+
+@dataclass
+class Speech:
+    samples: np.ndarray
+    """Mono float32 in [-1, 1]."""
+    rate: int
+    language: str
+    voice: str | None
+
+    @property
+    def seconds(self) -> float:
+        return len(self.samples) / self.rate
+
+
+class _Engine:
+    def __init__(self) -> None:
+        lib_path, data_path = _locate()
+        try:
+            self.lib = ctypes.CDLL(lib_path)
+        except OSError as exc:
+            raise TalkingHeadError(f"cannot load eSpeak NG from {lib_path}: {exc}") from None
+        lib = self.lib
+        lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+        lib.espeak_Initialize.restype = ctypes.c_int
+        lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+        lib.espeak_SetVoiceByName.restype = ctypes.c_int
+        lib.espeak_Synth.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
+                                     ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
+        lib.espeak_Synth.restype = ctypes.c_int
+        lib.espeak_SetSynthCallback.argtypes = [_CALLBACK]
+        lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        lib.espeak_ListVoices.argtypes = [ctypes.POINTER(_Voice)]
+        lib.espeak_ListVoices.restype = ctypes.POINTER(ctypes.POINTER(_Voice))
+        lib.espeak_Synchronize.restype = ctypes.c_int
+        self.rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data_path.encode(), 0)
+        if self.rate <= 0:
+            raise TalkingHeadError(f"eSpeak NG could not start with its data in {data_path}")
+        self.chunks: list[np.ndarray] = []
+
+        def collect(wav: ctypes._Pointer, n: int, events: int) -> int:
+            if n > 0 and wav:
+                self.chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
+            return 0
+
+        self.callback = _CALLBACK(collect)  # keep a reference: the library holds only the pointer
+        lib.espeak_SetSynthCallback(self.callback)
+
+    def _list(self, spec: _Voice | None) -> list[_Voice]:
+        out = []
+        arr = self.lib.espeak_ListVoices(ctypes.byref(spec) if spec is not None else None)
+        i = 0
+        while arr and arr[i]:
+            out.append(arr[i].contents)
+            i += 1
+        return out
+
+    def languages(self) -> dict[str, str]:
+        """Language/voice identifiers (``en``, ``en-us``, ``fr``, ...) → the voice's name."""
+        names: dict[str, str] = {}
+        for v in self._list(None):
+            addr = v.languages or 0
+            while addr and ctypes.string_at(addr, 1) != b"\0":  # (priority byte, name, NUL)..., then a zero byte
+                lang = ctypes.string_at(addr + 1)
+                names.setdefault(lang.decode(errors="replace"), (v.name or b"").decode())
+                addr += len(lang) + 2
+            if v.identifier:
+                names.setdefault(v.identifier.decode().split("/")[-1], (v.name or b"").decode())
+        return names
+
+    def voices(self) -> list[str]:
+        """Voice variants (``m1``, ``f3``, ``klatt``, ``whisper``, ...)."""
+        name = ctypes.create_string_buffer(b"variant")
+        spec = _Voice(languages=ctypes.cast(name, ctypes.c_void_p))
+        return sorted({(v.identifier or b"").decode().split("/")[-1] for v in self._list(spec)} - {""})
+
+    def say(self, text: str, language: str, voice: str | None, words_per_minute: int) -> np.ndarray:
+        name = language + (f"+{voice}" if voice else "")
+        if self.lib.espeak_SetVoiceByName(name.encode()) != 0:
+            raise InputError(f"eSpeak NG cannot use the voice {name!r}")
+        self.lib.espeak_SetParameter(_RATE, int(words_per_minute), 0)
+        self.chunks = []
+        data = text.encode("utf-8") + b"\0"
+        err = self.lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
+        self.lib.espeak_Synchronize()
+        if err != 0:
+            raise TalkingHeadError(f"eSpeak NG failed to synthesise the text (error {err})")
+        pcm = np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.int16)
+        return (pcm.astype(np.float32) / 32768.0).astype(np.float32)
+
+
+def _locate() -> tuple[str, str]:
+    lib, data = os.environ.get("TALKINGHEAD_ESPEAK_LIB"), os.environ.get("TALKINGHEAD_ESPEAK_DATA")
+    if lib and data:
+        return lib, data
+    try:
+        import espeakng_loader
+    except ImportError:
+        raise TalkingHeadError("text to speech needs eSpeak NG: pip install espeakng-loader==0.2.4 (or set "
+                               "TALKINGHEAD_ESPEAK_LIB and TALKINGHEAD_ESPEAK_DATA)") from None
+    return lib or espeakng_loader.get_library_path(), data or espeakng_loader.get_data_path()
+
+
+@lru_cache(maxsize=1)
+def _engine() -> _Engine:
+    return _Engine()
+
+
+def languages() -> list[str]:
+    with _LOCK:
+        return sorted(_engine().languages())
+
+
+def voices() -> list[str]:
+    with _LOCK:
+        return _engine().voices()
+
+
+def synthesize(text: str, language: str = "en", voice: str | None = None, words_per_minute: int = 160) -> Speech:
+    """Speak ``text``; raises :class:`InputError` for empty text or an unknown language or voice."""
+    text = (text or "").strip()
+    if not text:
+        raise InputError("the text is empty: give some words to say (--text \"...\")")
+    if len(text) > MAX_TEXT_CHARS:
+        raise InputError(f"the text has {len(text)} characters; the limit is {MAX_TEXT_CHARS}")
+    if not 80 <= words_per_minute <= 450:
+        raise InputError(f"speaking rate {words_per_minute} words/min is out of range (80..450)")
+    with _LOCK:
+        engine = _engine()
+        known = {k.lower(): k for k in engine.languages()}
+        language = known.get(language.strip().lower(), language)
+        if language.lower() not in known:
+            close = sorted(k for k in known if k.split("-")[0] == language.split("-")[0].lower())[:8]
+            hint = f" (did you mean {', '.join(close)}?)" if close else " (e.g. en, en-us, fr, de, es)"
+            raise InputError(f"unknown language {language!r} for eSpeak NG{hint}")
+        if voice:
+            variants = engine.voices()
+            if voice not in variants:
+                raise InputError(f"unknown voice {voice!r}; eSpeak NG's voices include "
+                                 f"{', '.join(v for v in variants if v in ('m1', 'm3', 'f1', 'f3', 'klatt', 'whisper'))}"
+                                 f" ({len(variants)} in all: talkinghead speak --list-voices)")
+        samples = engine.say(text, language, voice, words_per_minute)
+        rate = engine.rate
+    if samples.size == 0 or float(np.abs(samples).max()) < 1e-4:
+        raise InputError(f"eSpeak NG produced no sound for this text in {language!r}")
+    return Speech(samples, rate, language, voice)
+
+
+def write_wav(path: str | Path, samples: np.ndarray, rate: int) -> Path:
+    """16-bit PCM WAV (for the output's audio track)."""
+    import wave
+
+    path = Path(path)
+    pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(int(rate))
+        w.writeframes(pcm.tobytes())
+    return path

@@ -1,0 +1,361 @@
+"""Speech → talking head: audio features, the audio-to-motion model, the idle-motion bank, TTS, ``speak``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import wave
+import zipfile
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from talkinghead.cli import main
+from talkinghead.data.audio import (
+    SAMPLE_RATE,
+    STEPS_PER_FRAME,
+    frame_times,
+    logmel,
+    loudness,
+    sample_features,
+    video_audio_features,
+)
+from talkinghead.errors import InputError
+from talkinghead.speech.model import (
+    AudioToMotion,
+    SpeechModelConfig,
+    load_speech_model,
+    normalise_level,
+    save_speech_model,
+)
+from talkinghead.speech.shapes import SPEECH_POINTS, mouth_opening, speech_targets
+
+from .conftest import write_frames
+
+
+def write_wav(path: Path, samples: np.ndarray, rate: int = SAMPLE_RATE) -> Path:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+    return path
+
+
+def vowel(seconds: float, rate: int = SAMPLE_RATE, f0: float = 120.0, level: float = 0.5) -> np.ndarray:
+    """An open vowel /a/: a glottal pulse train through three formant resonators (F1 800, F2 1200, F3 2500 Hz)."""
+    from scipy.signal import lfilter
+
+    n = int(seconds * rate)
+    src = np.zeros(n)
+    src[:: int(rate / f0)] = 1.0
+    out = src
+    for freq, bw in ((800, 80), (1200, 90), (2500, 120)):
+        r = np.exp(-np.pi * bw / rate)
+        out = lfilter([1 - r], [1, -2 * r * np.cos(2 * np.pi * freq / rate), r * r], out)
+    return (level * out / np.abs(out).max()).astype(np.float32)
+
+
+def canonical_opening(model: AudioToMotion, features: np.ndarray, neutral_gap: float = 0.0) -> np.ndarray:
+    """Mouth opening (inter-ocular units) of a closed neutral mouth moved by the model."""
+    disp = model.predict(features)
+    shape = np.zeros((len(disp), 68, 2), np.float32)
+    shape[:, 36:42] = [-0.5, 0.0]
+    shape[:, 42:48] = [0.5, 0.0]
+    shape[:, SPEECH_POINTS] += disp
+    return mouth_opening(shape) - neutral_gap
+
+
+# -- features ------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("fps", [25.0, 30.0])
+def test_features_align_with_video_frames(tmp_path: Path, astronaut_frames, fps: float) -> None:
+    """A clip made now: silence for 20 frames, then a tone; n video frames ↔ n feature rows, and the loudness
+    steps up at frame 20 (± 1)."""
+    frames = astronaut_frames[0][:36]
+    onset = 20
+    t = np.arange(int(len(frames) / fps * SAMPLE_RATE)) / SAMPLE_RATE
+    wave_ = np.where(t >= onset / fps, 0.3 * np.sin(2 * np.pi * 300 * t), 0.0)
+    audio = write_wav(tmp_path / "a.wav", wave_)
+    clip = write_frames(tmp_path / "clip.mp4", frames, fps=fps, audio=audio)
+    with av.open(str(clip)) as c:
+        n = sum(1 for _ in c.decode(video=0))
+    feats, info = video_audio_features(clip, np.arange(n), fps)
+    assert info["present"] and not info["silent"]
+    assert feats.shape == (n, STEPS_PER_FRAME, 80)
+    loud = loudness(feats)
+    step = int(np.argmax(np.diff(loud))) + 1
+    assert abs(step - onset) <= 1, (step, loud.round(0))
+    assert loud[: onset - 2].max() < loud[onset + 2 :].min() - 30
+
+
+def test_sample_features_times() -> None:
+    mel = np.arange(10, dtype=np.float32)[:, None].repeat(80, 1)  # row k = k, at k * 10 ms
+    times = frame_times(np.array([0, 1]), fps=25.0)
+    out = sample_features(mel, times)
+    assert out.shape == (2, STEPS_PER_FRAME, 80)
+    np.testing.assert_allclose(out[1, :, 0], (times[1] * 100), atol=1e-4)
+    assert sample_features(mel, np.array([-1.0, 5.0]))[:, 0].tolist() == [-100.0, -100.0]  # outside: silence
+
+
+def test_prepared_clips_carry_aligned_audio(tiny_dataset: Path) -> None:
+    from talkinghead.data import PreparedDataset
+
+    ds = PreparedDataset(tiny_dataset, split="all")
+    with_sound = [c for c in ds.clips if c.record["audio"]["present"]]
+    without = [c for c in ds.clips if not c.record["audio"]["present"]]
+    assert with_sound and without  # the astronaut clip has a tone, the warped clip no sound
+    for clip in with_sound:
+        assert clip.audio().shape == (clip.n_frames, STEPS_PER_FRAME, 80)
+    assert without[0].record["audio"]["reason"] == "no audio stream"
+    with pytest.raises(InputError, match="no audio"):
+        without[0].audio()
+
+
+def test_old_dataset_is_upgraded(tmp_path: Path, tiny_dataset: Path) -> None:
+    """A format-1 dataset: train-speech says what to do; prepare adds the audio and keeps the frames."""
+    from talkinghead.config import PrepareConfig
+    from talkinghead.data import PreparedDataset, prepare_dataset
+    from talkinghead.data.format import read_jsonl
+    from talkinghead.speech.train import load_speech_data
+
+    old = tmp_path / "old"
+    shutil.copytree(tiny_dataset, old)
+    info = json.loads((old / "dataset.json").read_text())
+    (old / "dataset.json").write_text(json.dumps({**info, "version": 1}))
+    for zpath in (old / "clips").rglob("*.zip"):  # strip what format 2 added
+        members = {}
+        with zipfile.ZipFile(zpath) as zf:
+            for name in zf.namelist():
+                if name != "audio.npy":
+                    members[name] = zf.read(name)
+        meta = json.loads(members["meta.json"])
+        meta.pop("audio")
+        members["meta.json"] = json.dumps(meta).encode()
+        with zipfile.ZipFile(zpath, "w") as zf:
+            for name, data in members.items():
+                zf.writestr(name, data)
+    for path in [old / "manifest.jsonl", *(old / "index").glob("*.jsonl")]:
+        recs = [{k: v for k, v in r.items() if k != "audio"} for r in read_jsonl(path)]
+        path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    with pytest.raises(InputError, match="prepare"):
+        load_speech_data(old, "train")
+    csv = tmp_path / "m.csv"  # the same sources, as prepare found them the first time
+    csv.write_text("path,identity,split\n" + "".join(
+        f"{c.record['sources'][0]},{c.identity},{c.record['split']}\n" for c in PreparedDataset(tiny_dataset, "all")))
+    prepare_dataset([csv], old, PrepareConfig(size=64, min_frames=8, workers=1), progress=False, log=lambda m: None)
+    ds = PreparedDataset(old, split="all")
+    assert json.loads((old / "dataset.json").read_text())["version"] == 2
+    assert all("audio" in c.record for c in ds.clips)
+    astro = [c for c in ds.clips if c.record["audio"]["present"]][0]
+    assert astro.audio().shape[0] == astro.n_frames
+
+
+# -- the model -----------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def tiny_speech_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import torch
+
+    torch.manual_seed(0)
+    model = AudioToMotion(SpeechModelConfig(width=8, dilations=[1, 2]))
+    with torch.no_grad():
+        for p in model.out.parameters():
+            p.normal_(0, 0.01)
+        model.out_scale.fill_(0.02)
+    return save_speech_model(tmp_path_factory.mktemp("speech") / "tiny.safetensors", model, {"test": True})
+
+
+def test_model_output_shape_and_level_normalisation(tiny_speech_model: Path) -> None:
+    model = load_speech_model(tiny_speech_model)
+    rng = np.random.default_rng(0)
+    feats = (rng.normal(-40, 10, (33, STEPS_PER_FRAME, 80))).astype(np.float32)
+    out = model.predict(feats)
+    assert out.shape == (33, len(SPEECH_POINTS), 2) and out.dtype == np.float32
+    # the recording's gain does not matter (it is normalised away); silence stays at the bottom of the range
+    np.testing.assert_allclose(normalise_level(feats + 12.0), normalise_level(feats), atol=1e-5)
+    np.testing.assert_allclose(model.predict(feats + 12.0), out, atol=1e-5)
+    assert normalise_level(np.full((5, 4, 80), -100.0, np.float32)).max() <= -50.0  # silence stays silent
+    # without the utterance-mean input (cmn), each output frame sees only a window of audio: changing frame 0
+    # leaves distant frames unchanged
+    import torch
+
+    local = AudioToMotion(SpeechModelConfig(width=8, dilations=[1, 2], cmn=False)).eval()
+    torch.nn.init.normal_(local.out.weight)
+    far = local.cfg.context + 1
+    x = torch.from_numpy(np.asarray(normalise_level(feats)))[None]
+    x2 = x.clone()
+    x2[0, 0] = -60.0
+    with torch.no_grad():
+        y, y2 = local(x)[0].numpy(), local(x2)[0].numpy()
+    assert np.abs(y2[0] - y[0]).max() > 0
+    np.testing.assert_allclose(y2[far:], y[far:], atol=1e-6)
+
+
+def test_displacements_are_face_size_free(tiny_speech_model: Path) -> None:
+    """Targets are in inter-ocular units, and a track moves a twice-as-large face twice as far."""
+    from talkinghead.speech.bank import build_bank
+    from talkinghead.speech.drive import SpeechDriver
+
+    rng = np.random.default_rng(1)
+    base = rng.normal(0, 20, (68, 2)).astype(np.float32)
+    base[36:42] = [-30, 0] + rng.normal(0, 1, (6, 2))
+    base[42:48] = [30, 0] + rng.normal(0, 1, (6, 2))
+    clip = base[None] + rng.normal(0, 0.5, (40, 68, 2)).astype(np.float32)
+    clip[:, 66:68, 1] += np.linspace(0, 6, 40)[:, None]  # the mouth opens
+    disp1, _, _ = speech_targets(clip + 100)
+    disp2, _, _ = speech_targets(clip * 3)
+    np.testing.assert_allclose(disp1, disp2, atol=1e-4)  # position and scale free
+    assert np.abs(disp1).max() < 1.0
+
+    bank = build_bank([("a", clip, 25.0)])
+    driver = SpeechDriver(tiny_speech_model, bank, head_motion=0.0)
+    feats = rng.normal(-30, 10, (20, STEPS_PER_FRAME, 80)).astype(np.float32)
+    small = base + 128
+    big = (base * 2 + 128).astype(np.float32)
+    t1 = driver.track(small, feats, 25.0).landmarks
+    t2 = driver.track(big, feats, 25.0).landmarks
+    np.testing.assert_allclose(t2 - big, 2 * (t1 - small), atol=1e-3)
+    moved = np.abs(t1 - small).max(axis=(0, 2))
+    assert moved[SPEECH_POINTS].max() > 0 and moved[np.setdiff1d(np.arange(68), SPEECH_POINTS)].max() < 1e-3
+
+
+def test_head_moves_with_the_bank() -> None:
+    from talkinghead.speech.bank import idle_motion, load_bank
+
+    bank = load_bank()
+    assert len(bank) >= 10
+    head, upper = idle_motion(bank, 250, 25.0, seed=3)
+    assert head.shape == (250, 2, 3) and upper.shape == (250, 31, 2)
+    assert np.ptp(head[:, :, 2], axis=0).max() > 0.02  # the head travels (inter-ocular units)
+    frozen, still = idle_motion(bank, 50, 25.0, amount=0.0)
+    np.testing.assert_allclose(frozen[:, :, :2], np.eye(2)[None].repeat(50, 0), atol=1e-6)
+    assert np.abs(still).max() == 0
+
+
+def test_shipped_model_silence_closes_and_vowel_opens_the_mouth() -> None:
+    model = load_speech_model()  # the shipped one
+    fps = 25.0
+    silence = sample_features(logmel(np.zeros(2 * SAMPLE_RATE, np.float32)), frame_times(np.arange(50), fps))
+    speech = np.concatenate([np.zeros(SAMPLE_RATE // 2, np.float32), vowel(1.0), np.zeros(SAMPLE_RATE // 2,
+                                                                                          np.float32)])
+    loud = sample_features(logmel(speech), frame_times(np.arange(50), fps))
+    quiet_open = canonical_opening(model, silence)
+    vowel_open = canonical_opening(model, loud)
+    assert np.abs(quiet_open).max() < 0.03, quiet_open.round(3)
+    assert vowel_open[15:35].mean() > 0.08, vowel_open.round(3)  # the frames inside the vowel
+    assert vowel_open[15:35].mean() > 3 * max(vowel_open[:6].mean(), 0.01)
+
+
+# -- TTS and the command -------------------------------------------------------------------------------------------
+def test_tts_speaks_and_checks_its_input() -> None:
+    from talkinghead.speech import tts
+
+    s = tts.synthesize("Hello world.", language="en", voice="m3")
+    assert s.rate > 8000 and 0.5 < s.seconds < 4 and np.abs(s.samples).max() > 0.05
+    assert "en" in tts.languages() and "fr" in tts.languages() and "f3" in tts.voices()
+    for args, match in ((("  ",), "empty"), (("hi", "xx-nope"), "unknown language"), (("hi", "en", "nobody"),
+                                                                                        "unknown voice")):
+        with pytest.raises(InputError, match=match):
+            tts.synthesize(*args)
+
+
+@pytest.fixture(scope="session")
+def spoken(tmp_path_factory: pytest.TempPathFactory, astronaut_png: Path, micro_model: Path,
+           tiny_speech_model: Path) -> tuple[int, Path]:
+    out = tmp_path_factory.mktemp("speak") / "said.mp4"
+    rc = main(["speak", "--source", str(astronaut_png), "--text", "Hello there.", "--out", str(out),
+               "--model", str(micro_model), "--speech-model", str(tiny_speech_model), "--size", "64",
+               "--no-progress"])
+    return rc, out
+
+
+def test_speak_cli_end_to_end_with_text(spoken: tuple[int, Path]) -> None:
+    from talkinghead.provenance.verify import verify_file
+
+    rc, out = spoken
+    assert rc == 0 and out.is_file()
+    with av.open(str(out)) as c:
+        assert c.streams.audio, "the speech is the sound track"
+        fps = float(c.streams.video[0].average_rate)
+        n = sum(1 for _ in c.decode(video=0))
+        audio_s = float(c.streams.audio[0].duration * c.streams.audio[0].time_base)
+    assert fps == 25.0 and n > 10
+    assert abs(n / fps - audio_s) < 0.2
+    assert verify_file(out).synthetic  # watermarked and signed like every output
+
+
+def _bad(tmp_path: Path, kind: str) -> tuple[list[str], str]:
+    if kind == "silent":
+        return ["--audio", str(write_wav(tmp_path / "silent.wav", np.zeros(SAMPLE_RATE)))], "silent"
+    if kind == "unreadable":
+        p = tmp_path / "broken.wav"
+        p.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunkjunk" * 10)
+        return ["--audio", str(p)], "not a readable audio file|no audio|no sound"
+    if kind == "not-audio":
+        from talkinghead.data.examples import astronaut
+        from talkinghead.io import write_image
+
+        return ["--audio", str(write_image(tmp_path / "photo.png", astronaut()))], "no audio stream"
+    if kind == "too-long":
+        t = np.arange(3 * SAMPLE_RATE) / SAMPLE_RATE
+        return ["--audio", str(write_wav(tmp_path / "long.wav", 0.3 * np.sin(2 * np.pi * 200 * t))),
+                "--max-seconds", "2"], "limit is 2 s"
+    if kind == "empty-text":
+        return ["--text", "   "], "empty"
+    if kind == "unknown-voice":
+        return ["--text", "hi", "--voice", "nobody"], "unknown voice"
+    return ["--text", "hi", "--language", "xx-nope"], "unknown language"
+
+
+@pytest.mark.parametrize("kind", ["silent", "unreadable", "not-audio", "too-long", "empty-text", "unknown-voice",
+                                  "unknown-language"])
+def test_speak_bad_input_exits_2_with_one_line(tmp_path: Path, capsys, astronaut_png: Path, micro_model: Path,
+                                               tiny_speech_model: Path, kind: str) -> None:
+    import re
+
+    said, match = _bad(tmp_path, kind)
+    out = tmp_path / "out.mp4"
+    rc = main(["speak", "--source", str(astronaut_png), *said, "--out", str(out), "--model", str(micro_model),
+               "--speech-model", str(tiny_speech_model), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2, err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert re.search(match, err), err
+    assert not out.exists()
+
+
+def test_train_speech_cli_smoke(tmp_path: Path, tiny_dataset: Path, capsys) -> None:
+    out = tmp_path / "run"
+    rc = main(["train-speech", "--data", str(tiny_dataset), "--out", str(out), "--steps", "3", "--no-progress",
+               "--set", "min_sync=-2", "--set", "bank_min_frames=16", "--set", "model.width=8",
+               "--set", "batch_size=2", "--set", "window=8"])
+    assert rc == 0, capsys.readouterr().err
+    model = load_speech_model(out / "speech.safetensors")
+    assert model.cfg.width == 8 and model.info["steps"] == 3
+    from talkinghead.speech.bank import load_bank
+
+    assert len(load_bank(out / "idle_motion.npz")) >= 1
+
+
+def test_web_speak_tab_handler(tmp_path: Path, micro_warp_model: Path, tiny_speech_model: Path,
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page's "Speak" handler: typed text → a marked video; empty text → one friendly line."""
+    gr = pytest.importorskip("gradio")
+    from talkinghead.models.bundle import load_model
+    from talkinghead.web import Limits
+    from talkinghead.web.app import Service, prepare_workspace
+    from talkinghead.web.speak import SAY_AUDIO, SAY_TEXT, SPEAK_EXAMPLE, speak_request
+
+    monkeypatch.setattr("talkinghead.speech.drive.load_speech_model", lambda path=None: load_speech_model(
+        tiny_speech_model))
+    service = Service(load_model(micro_warp_model), Limits(), "cpu", prepare_workspace(tmp_path / "web"))
+    video, status = speak_request(service, SPEAK_EXAMPLE, None, SAY_TEXT, "Hi there.", "en", "(default)", None,
+                                  False)
+    assert Path(video).is_file() and "marked as synthetic" in status
+    with pytest.raises(gr.Error) as err:
+        speak_request(service, SPEAK_EXAMPLE, None, SAY_TEXT, "  ", "en", "(default)", None, False)
+    assert "empty" in str(err.value.message)
+    with pytest.raises(gr.Error) as err:
+        speak_request(service, SPEAK_EXAMPLE, None, SAY_AUDIO, "", "en", None, None, False)
+    assert "audio" in str(err.value.message)
