@@ -1,11 +1,13 @@
-"""Animation speed: generated frames per second for torch (CPU/GPU) and ONNX Runtime (CPU) backends.
+"""Animation speed: frames per second of the generator and of the whole pipeline, per backend.
 
-    .venv/bin/python benchmarks/animate_speed.py [--model FILE] [--frames 100] [--batch 8]
+    .venv/bin/python benchmarks/animate_speed.py [--model FILE] [--frames 100] [--batch 8] [--paper]
 
-Times the whole streaming pipeline (landmark sketch → generator → upscale → watermark → H.264) on the
-built-in astronaut driving video, and, separately, the generator alone. Rows at 128² and 256² use networks
-of the small and paper presets with random weights when the shipped model has another resolution (the cost
-does not depend on the weights).
+"generator" times ``Animator.render`` alone (target landmarks → the networks' inputs — sketches, and for the warp
+generator the thin-plate prior flows — → generated 256² crops). "pipeline" times the whole streaming path on the
+built-in astronaut driving video: decode → track → relative motion → generate → paste-back into the photo →
+watermark → H.264 (plus signing the Content Credentials once at the end). Rows: the shipped model, the warp preset
+with random weights (its cost does not depend on the weights), and with ``--paper`` the paper's 256² synthesis
+generator.
 """
 
 from __future__ import annotations
@@ -23,14 +25,12 @@ from talkinghead.data.examples import astronaut, astronaut_video
 from talkinghead.inference.animate import AnimateOptions, Animator
 from talkinghead.io.video import VideoWriter
 from talkinghead.models.bundle import ModelBundle, load_model
-from talkinghead.models.discriminator import Discriminator
-from talkinghead.models.embedder import Embedder
-from talkinghead.models.generator import Generator
+from talkinghead.models.factory import build_discriminator, build_embedder, build_generator
 
 
 def random_bundle(preset: str) -> ModelBundle:
     cfg = train_config(preset).model
-    return ModelBundle(cfg, Generator(cfg), Discriminator(cfg), Embedder(cfg))
+    return ModelBundle(cfg, build_generator(cfg), build_discriminator(cfg), build_embedder(cfg))
 
 
 def main() -> None:
@@ -38,6 +38,8 @@ def main() -> None:
     ap.add_argument("--model", help="model file (default: the shipped one)")
     ap.add_argument("--frames", type=int, default=100)
     ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--paper", action="store_true", help="also the paper's 256² generator (about 1 frame/s on a CPU)")
+    ap.add_argument("--backends", default="torch,onnx")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="th-anim-"))
     frames, _ = astronaut_video(seconds=args.frames / 25.0, size=384)
@@ -46,26 +48,32 @@ def main() -> None:
         for f in frames:
             w.write(f)
     shipped = load_model(args.model)
-    bundles = {f"shipped ({shipped.config.resolution}²)": shipped, "small (128²)": random_bundle("small"),
-               "paper (256²)": random_bundle("paper")}
+    bundles = {f"shipped ({shipped.config.arch} {shipped.config.resolution}²)": shipped,
+               "warp preset (256²)": random_bundle("warp")}
+    if args.paper:
+        bundles["paper (256²)"] = random_bundle("paper")
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     print(f"{args.frames} driving frames, batch {args.batch}, torch threads {torch.get_num_threads()}")
-    print(f"{'model':<20}{'backend':<12}{'generator fps':>15}{'pipeline fps':>14}")
+    print(f"{'model':<28}{'backend':<12}{'generator fps':>15}{'ms/frame':>10}{'pipeline fps':>14}")
     for name, bundle in bundles.items():
-        for backend, device in [("torch", d) for d in devices] + [("onnx", "cpu")]:
-            anim = Animator(bundle, device=device, backend=backend)
-            anim.set_source([astronaut()])
-            s = bundle.config.resolution
-            sk = np.random.default_rng(0).uniform(-1, 1, (args.batch, 3, s, s)).astype(np.float32)
-            anim.backend.generate(sk, anim.psi)  # warm-up
-            t0 = time.perf_counter()
-            reps = max(1, args.frames // args.batch)
-            for _ in range(reps):
-                anim.backend.generate(sk, anim.psi)
-            gen_fps = reps * args.batch / (time.perf_counter() - t0)
-            res = anim.animate(driving, tmp / "out.mp4", AnimateOptions(batch_size=args.batch, progress=False))
-            label = f"{backend}-{device}" if backend == "torch" else backend
-            print(f"{name:<20}{label:<12}{gen_fps:>15.1f}{res.frames_per_second:>14.1f}")
+        for backend in args.backends.split(","):
+            for device in devices if backend == "torch" else ["cpu"]:
+                anim = Animator(bundle, device=device, backend=backend)
+                faces = anim.set_source([astronaut()], progress=False)
+                rng = np.random.default_rng(0)
+                targets = np.stack([faces[0].landmarks + rng.normal(0, 1.5, (68, 2)).astype(np.float32)
+                                    for _ in range(args.batch)])
+                anim.render(targets)  # warm-up (and the ONNX export on first use)
+                t0 = time.perf_counter()
+                reps = max(1, args.frames // args.batch)
+                for _ in range(reps):
+                    anim.render(targets)
+                gen_fps = reps * args.batch / (time.perf_counter() - t0)
+                res = anim.animate(driving, tmp / "out.mp4",
+                                   AnimateOptions(batch_size=args.batch, paste_back=True, progress=False))
+                label = f"{backend}-{device}" if backend == "torch" else backend
+                print(f"{name:<28}{label:<12}{gen_fps:>15.1f}{1000 / gen_fps:>10.1f}{res.frames_per_second:>14.1f}",
+                      flush=True)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from talkinghead.faces.sketch import draw_sketch
 from talkinghead.faces.track import track_video
 from talkinghead.inference.animate import CROP_SIZE, Animator
 from talkinghead.inference.retarget import Retargeter
@@ -55,13 +54,14 @@ def main() -> None:
             ret = Retargeter(src.landmarks, relative=False)
             ret.set_reference(lmk[pick[0]])
             assert ret._to_source is not None
-            warp = ret._to_source * (res / CROP_SIZE)
-            targets = np.stack([ret(lmk[i]) * (res / CROP_SIZE) for i in pick])
-            sk = np.stack([draw_sketch(t, res) for t in targets]).astype(np.float32) / 127.5 - 1
-            gen = anim.backend.generate(sk.transpose(0, 3, 1, 2).copy(), anim.psi)
-            gen = np.clip((gen.transpose(0, 2, 3, 1) + 1) * 127.5, 0, 255)
-            real = np.stack([cv2.warpAffine(drv[i], warp, (res, res), flags=cv2.INTER_AREA,
-                                            borderMode=cv2.BORDER_REPLICATE) for i in pick]).astype(np.float32)
+            targets = np.stack([ret(lmk[i]) for i in pick])  # 256² crop pixels
+            gen = np.concatenate([anim.render(targets[i : i + 8]) for i in range(0, len(targets), 8)])
+            gen = gen.astype(np.float32)
+            real = np.stack([cv2.warpAffine(drv[i], ret._to_source, (CROP_SIZE, CROP_SIZE), flags=cv2.INTER_AREA,
+                                            borderMode=cv2.BORDER_REPLICATE) for i in pick])
+            if res != CROP_SIZE:
+                real = np.stack([cv2.resize(r, (res, res), interpolation=cv2.INTER_AREA) for r in real])
+            real = real.astype(np.float32)
             l1 = np.abs(gen - real).mean() / 255
             mse = ((gen - real) ** 2).mean(axis=(1, 2, 3))
             psnr = float(np.mean(10 * np.log10(255**2 / np.maximum(mse, 1e-6))))

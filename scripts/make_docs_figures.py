@@ -35,14 +35,20 @@ def plot_losses(run: Path, out: Path) -> None:
     import matplotlib.pyplot as plt
 
     recs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    steps = [r["step"] for r in recs]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    for ax, group in zip(axes, (["content"], ["feature_matching", "match"], ["d_hinge", "d_real", "d_fake", "adversarial"])):
+    groups = (["content", "l1"], ["feature_matching", "match", "smoothness"], ["d_hinge", "d_real", "d_fake", "adversarial"])
+    for ax, group in zip(axes, groups):
         for k in group:
-            ys = np.array([r[k] for r in recs])
+            have = [(r["step"], r[k]) for r in recs if k in r]
+            if not have:
+                continue
+            xs, ys = np.array([h[0] for h in have]), np.array([h[1] for h in have])
+            if k == "l1":
+                ys = ys * 10  # shown at its loss weight
+                k = "l1 x 10"
             w = max(1, len(ys) // 50)
             smooth = np.convolve(ys, np.ones(w) / w, mode="valid")
-            ax.plot(steps[w - 1 :], smooth, label=k)
+            ax.plot(xs[w - 1 :], smooth, label=k)
         ax.set_xlabel("step")
         ax.legend()
         ax.grid(alpha=0.3)
@@ -58,11 +64,12 @@ def frames_grid(rows: list[list[np.ndarray]], size: int = 160) -> np.ndarray:
     return np.concatenate([np.concatenate(r, axis=1) for r in tiles], axis=0)
 
 
-def animate_pair(source: str | Path, driving: Path, ft_steps: int, tmp: Path, pick: list[int]) -> np.ndarray:
+def animate_pair(source: str | Path, driving: Path, ft_steps: int, tmp: Path, pick: list[int],
+                 model: str | None = None) -> np.ndarray:
     """Rows: driving frame (the real frame when source and driver are one person) | feed-forward | fine-tuned."""
     outs = []
     for steps in (0, ft_steps):
-        anim = Animator(None, device="cpu")
+        anim = Animator(model, device="cpu")
         anim.set_source([source], shots=1, finetune_steps=steps, progress=False)
         res = anim.animate(driving, tmp / f"o{steps}.mp4", AnimateOptions(progress=False, watermark=False))
         frames, _ = read_video(res.path)
@@ -81,6 +88,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", required=True)
     ap.add_argument("--finetune-steps", type=int, default=60)
+    ap.add_argument("--model", help="model to animate with (default: the shipped one)")
     args = ap.parse_args()
     run, docs = Path(args.run), ROOT / "docs"
     docs.mkdir(exist_ok=True)
@@ -93,10 +101,12 @@ def main() -> None:
     w9 = CORPUS / "videos" / "mead_W009"
     src = w9 / "dreamtalk__W009_front_neutral_level1_001.mp4"
     drv = w9 / "dreamtalk__W009_front_happy_level3_001.mp4"
-    write_image(docs / "animate_val_mead_W009.png", animate_pair(src, drv, args.finetune_steps, tmp, [10, 40, 70, 100]))
+    write_image(docs / "animate_val_mead_W009.png", animate_pair(src, drv, args.finetune_steps, tmp, [10, 40, 70, 100],
+                                                                       args.model))
     painting = CORPUS / "images" / "paintings" / "lia__mona_lisa.jpg"
     drv2 = CORPUS / "videos" / "grid_spk_brbk7n_woman" / "lipnet_grid__brbk7n.mp4"
-    write_image(docs / "animate_painting.png", animate_pair(painting, drv2, args.finetune_steps, tmp, [5, 25, 45, 65]))
+    write_image(docs / "animate_painting.png", animate_pair(painting, drv2, args.finetune_steps, tmp, [5, 25, 45, 65],
+                                                                   args.model))
     print("wrote", ", ".join(p.name for p in sorted(docs.glob("*.png"))))
 
 

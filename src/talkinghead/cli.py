@@ -162,6 +162,47 @@ def build_parser() -> argparse.ArgumentParser:
     _add_credential_options(p)
     p.add_argument("--no-progress", action="store_true")
 
+    p = sub.add_parser("speak", help="make a portrait say an audio file or a text (lip-synced, with head motion)",
+                       description="Audio (any FFmpeg-readable file) or text (spoken offline by eSpeak NG) → the "
+                                   "portrait saying it: jaw and lips from the speech model, head motion and blinks "
+                                   "from a bank of real motion; the speech is the video's sound track.")
+    p.add_argument("--source", nargs="+", metavar="PHOTO", help="photo(s) of the person")
+    said = p.add_mutually_exclusive_group()
+    said.add_argument("--audio", metavar="FILE", help="speech to lip-sync (wav, mp3, m4a, a video's sound, ...)")
+    said.add_argument("--text", help="text to say (eSpeak NG, offline)")
+    p.add_argument("--out", help="output .mp4")
+    p.add_argument("--voice", help="eSpeak NG voice variant, e.g. m1, m3, f1, f3, klatt, whisper (--list-voices)")
+    p.add_argument("--language", default="en", help="eSpeak NG language, e.g. en, en-us, fr, de, es (default en)")
+    p.add_argument("--rate", type=int, default=160, help="speaking rate in words per minute for --text (default 160)")
+    p.add_argument("--list-voices", action="store_true", help="print eSpeak NG's languages and voices and exit")
+    p.add_argument("--max-seconds", type=float, default=60.0, help="refuse longer speech (default 60)")
+    p.add_argument("--fps", type=float, default=25.0, help="output frame rate (default 25)")
+    p.add_argument("--head-motion", type=float, default=1.0, help="scale of the head motion and blinks (0 = still)")
+    p.add_argument("--seed", type=int, default=0, help="which real head motion to use (default 0)")
+    p.add_argument("--speech-model", help="speech model file (default: the shipped one; see train-speech)")
+    p.add_argument("--model", help="model file, person file (from `finetune`) or training run (default: shipped)")
+    p.add_argument("--finetune-steps", type=int, default=0, help="fine-tune on the sources first (0 = feed-forward)")
+    p.add_argument("--shots", type=_positive, default=8, help="frames to take from a source video (default 8)")
+    p.add_argument("--paste-back", action="store_true", help="blend the face back into the full source photo")
+    p.add_argument("--size", type=_positive, default=256, help="output face size in pixels (default 256)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--backend", default="torch", choices=["torch", "onnx"])
+    p.add_argument("--no-watermark", action="store_true",
+                   help="do not mark the video as synthetic (see README: Provenance); marking is the default")
+    _add_credential_options(p)
+    p.add_argument("--no-progress", action="store_true")
+
+    p = sub.add_parser("train-speech", help="train the speech model (audio → jaw and lip motion) on a prepared dataset",
+                       description="Fits the audio-to-motion model on the train split's clips with sound and "
+                                   "extracts the idle-motion bank (head motion, blinks) from its landmarks.")
+    p.add_argument("--data", required=True, help="a dataset written by `talkinghead prepare` (format 2: with audio)")
+    p.add_argument("--out", default="runs/speech", help="folder for speech.safetensors and idle_motion.npz")
+    p.add_argument("--steps", type=_positive, help="training steps (default 3000)")
+    p.add_argument("--threads", type=_positive, help="CPU threads (default 1)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a setting of SpeechTrainConfig, e.g. --set model.width=64 (repeatable)")
+    p.add_argument("--no-progress", action="store_true")
+
     p = sub.add_parser("finetune", help="fine-tune the model on photos of one person → a person file for animate")
     p.add_argument("--source", nargs="+", required=True, metavar="PHOTO|VIDEO")
     p.add_argument("--out", required=True, help="person file to write (.safetensors)")
@@ -176,6 +217,31 @@ def build_parser() -> argparse.ArgumentParser:
                                    "watermark. Exit code: 0 all marked, 1 some not marked, 2 some unreadable.")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--json", action="store_true", help="one JSON object per file, with everything found")
+
+    p = sub.add_parser("live", help="animate a portrait in real time from a camera (or a video played like one)",
+                       description="Animate a portrait live from a camera, or from a video paced at its real frame "
+                                   "rate as if it were a camera. Frames that arrive while one is being animated "
+                                   "are dropped (counted). Prints fps, latency p50/p95 and dropped frames at the "
+                                   "end; Ctrl-C stops, with the recording finalised.")
+    p.add_argument("--source", nargs="+", required=True, metavar="PHOTO", help="photo(s) of the person to animate")
+    live_in = p.add_mutually_exclusive_group()
+    live_in.add_argument("--camera", type=int, metavar="INDEX", help="camera to read (default 0)")
+    live_in.add_argument("--driving", metavar="VIDEO", help="a video played at its frame rate instead of a camera")
+    p.add_argument("--out", help="record the animated stream to this .mp4 (marked and signed like every output)")
+    p.add_argument("--show", action="store_true", help="show the result in a window (needs a display)")
+    p.add_argument("--seconds", type=float, help="stop after this many seconds (default: until Ctrl-C or the "
+                                                  "video ends)")
+    p.add_argument("--model", help="model file, person file or training run (default: shipped)")
+    p.add_argument("--absolute", dest="relative", action="store_false", default=True,
+                   help="use the driver's landmarks as they are (default: relative motion)")
+    p.add_argument("--paste-back", action="store_true", help="blend the face back into the full source photo")
+    p.add_argument("--side-by-side", action="store_true", help="driving face | result")
+    p.add_argument("--size", type=_positive, default=256, help="output face size in pixels (default 256)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--backend", default="torch", choices=["torch", "onnx"])
+    p.add_argument("--no-watermark", action="store_true",
+                   help="do not mark the frames as synthetic (see README: Provenance); marking is the default")
+    _add_credential_options(p)
 
     add_evaluate_command(sub)
     add_serve_command(sub)
@@ -273,6 +339,98 @@ def _cmd_animate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_live(args: argparse.Namespace) -> int:
+    from talkinghead import api
+    from talkinghead.inference import live
+    from talkinghead.inference.animate import AnimateOptions, Animator
+    from talkinghead.io.video import VideoReader
+    from talkinghead.provenance.marking import marking
+
+    if args.seconds is not None and not args.seconds > 0:
+        raise InputError(f"--seconds must be > 0, got {args.seconds:g}")
+    credentials = _credential_options(args) if args.out else {"credentials": False}
+    if args.out:
+        api.check_output_path(args.out, [*args.source, *([args.driving] if args.driving else [])])
+    closers = []
+    try:
+        if args.driving:  # a video played like a camera, at its own frame rate
+            reader = VideoReader(args.driving)
+            closers.append(reader.close)
+            fps = reader.info.fps
+            frames = live.paced(reader, fps)
+        else:
+            camera = live.open_camera(0 if args.camera is None else args.camera)
+            closers.append(camera.close)
+            fps, frames = camera.fps, camera
+        window = live.Window() if args.show else None
+        live.live_threads()
+        anim = Animator(args.model, device=args.device, backend=args.backend)
+        anim.set_source(args.source, progress=False)
+        marker = marking(not args.no_watermark, bool(credentials.pop("credentials")), model=anim.bundle,
+                         model_file=_model_file(args.model), **credentials)  # type: ignore[arg-type]
+        recorder = live.Recorder(args.out, fps, marker) if args.out else None
+        options = AnimateOptions(relative=args.relative, paste_back=args.paste_back, side_by_side=args.side_by_side,
+                                 output_size=args.size, progress=False)
+        print(f"talkinghead: live from {args.driving or f'camera {camera.index}'} at {fps:.1f} fps "
+              "(Ctrl-C to stop)", file=sys.stderr, flush=True)
+        result = live.run_session(anim.stream(frames, options, fps=fps, mark=marker), recorder, window, args.seconds)
+    finally:
+        for close in closers:
+            close()
+    print(f"live: {result.stats.line()}" + (" (stopped by Ctrl-C)" if result.interrupted else ""))
+    if result.recording is not None:
+        print(f"wrote {result.recording}: {result.recorded_frames} frames at {fps:.2f} fps"
+              + (f", watermark {marker.payload_text}" if marker.payload_text else ""))
+    return 0
+
+
+def _cmd_speak(args: argparse.Namespace) -> int:
+    from talkinghead import api
+
+    if args.list_voices:
+        from talkinghead.speech.tts import languages, voices
+
+        print("languages: " + " ".join(languages()))
+        print("voices: " + " ".join(voices()))
+        return 0
+    if not args.source or not args.out:
+        raise InputError("speak needs --source PHOTO and --out OUT.mp4")
+    if args.audio is None and args.text is None:
+        raise InputError("nothing to say: give --audio FILE or --text \"...\"")
+    credentials = _credential_options(args)
+    result = api.speak(args.source, args.out, audio=args.audio, text=args.text, model=args.model,
+                       speech_model=args.speech_model, finetune_steps=args.finetune_steps, shots=args.shots,
+                       language=args.language, voice=args.voice, words_per_minute=args.rate, fps=args.fps,
+                       max_seconds=args.max_seconds, head_motion=args.head_motion, seed=args.seed,
+                       device=args.device, backend=args.backend, paste_back=args.paste_back,
+                       output_size=args.size, watermark=not args.no_watermark, progress=not args.no_progress,
+                       model_file=_model_file(args.model), **credentials)
+    tts = f" (TTS {result.tts_seconds:.1f} s)" if args.text is not None else ""
+    print(f"wrote {result.path}: {result.frames} frames at {result.fps:g} fps, {result.audio_seconds:.1f} s of speech; "
+          f"{result.seconds:.1f} s of compute{tts}, {result.seconds_per_output_second:.2f} s per second of video")
+    return 0
+
+
+def _cmd_train_speech(args: argparse.Namespace) -> int:
+    from talkinghead.config import load_config, parse_overrides
+    from talkinghead.speech.train import SpeechTrainConfig, train_speech
+
+    over = parse_overrides(args.set)
+    for name in ("steps", "threads"):
+        if getattr(args, name) is not None:
+            over[name] = getattr(args, name)
+    cfg = load_config(SpeechTrainConfig, overrides=over)
+    api_out = Path(args.out)
+    if api_out.exists() and not api_out.is_dir():
+        raise InputError(f"--out {args.out} is a file; give a folder")
+    result = train_speech(args.data, api_out, cfg, progress=not args.no_progress,
+                          log=lambda m: print(m, file=sys.stderr))
+    print(f"wrote {result.model_path} ({result.parameters} parameters; {result.steps} steps on {result.clips} clips, "
+          f"{result.frames} frames, {result.seconds:.0f} s; loss {result.final_loss:.4f}) and {result.bank_path} "
+          f"({result.bank_clips} clips, {result.bank_frames} frames of head motion)")
+    return 0
+
+
 def _cmd_finetune(args: argparse.Namespace) -> int:
     from talkinghead import api
 
@@ -313,7 +471,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"verify": _cmd_verify, "serve": run_serve, "evaluate": run_evaluate, "prepare": _cmd_prepare, "sketch": _cmd_sketch, "train": _cmd_train, "animate": _cmd_animate,
-            "finetune": _cmd_finetune, "demo": _cmd_demo}
+            "finetune": _cmd_finetune, "demo": _cmd_demo, "speak": _cmd_speak, "train-speech": _cmd_train_speech, "live": _cmd_live}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

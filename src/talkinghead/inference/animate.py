@@ -66,6 +66,8 @@ class AnimateOptions:
     """Its private key (PEM)."""
     model_file: str | Path | None = None
     """The model file, for its hash in the manifest (the weights' hash is recorded in any case)."""
+    audio: str | Path | None = None
+    """The output's sound track (any file with audio); by default the driving video's own sound, if any."""
 
 
 @dataclass
@@ -202,6 +204,8 @@ class Animator:
             raise InputError("set a source first (Animator.set_source)")
         opt = options or AnimateOptions()
         drv = self._drive_track(*driving) if isinstance(driving, tuple) else self._drive_video(Path(driving), opt.smoothing)
+        if opt.audio is not None:
+            drv.audio = Path(opt.audio)
         try:
             return self._render(drv, Path(out), opt)
         finally:

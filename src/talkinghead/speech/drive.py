@@ -159,17 +159,4 @@ def speak(anim: Animator, out: str | Path, speech: Speech, driver: SpeechDriver 
 def _animate_with_audio(anim: Animator, track: tuple[np.ndarray, float], out: str | Path, opt: Any,
                         audio: Path) -> AnimateResult:
     """``Animator.animate`` on a landmark track with ``audio`` as the output's sound track."""
-    if any(f.name == "audio" for f in dataclasses.fields(opt)):  # an Animator that takes the sound as an option
-        return anim.animate(track, out, dataclasses.replace(opt, audio=audio))
-    original = anim._drive_track
-
-    def with_audio(landmarks: np.ndarray, fps: float) -> Any:
-        drv = original(landmarks, fps)
-        drv.audio = audio
-        return drv
-
-    anim._drive_track = with_audio  # type: ignore[method-assign]
-    try:
-        return anim.animate(track, out, opt)
-    finally:
-        del anim._drive_track
+    return anim.animate(track, out, dataclasses.replace(opt, audio=audio))

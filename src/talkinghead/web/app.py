@@ -53,6 +53,8 @@ from talkinghead.io.images import IMAGE_EXTENSIONS, read_image, write_image  # n
 from talkinghead.io.video import VIDEO_EXTENSIONS, probe_video  # noqa: E402
 from talkinghead.models.bundle import ModelBundle, load_model  # noqa: E402
 from talkinghead.web import Limits  # noqa: E402
+from talkinghead.web.live import LiveService, live_tab, portrait_loader  # noqa: E402
+from talkinghead.web.speak import speak_tab  # noqa: E402
 
 log = logging.getLogger("talkinghead.web")
 
@@ -403,9 +405,19 @@ def _limits_note(limits: Limits) -> str:
             f"Uploads and results are deleted after {limits.keep_minutes:g} minutes.")
 
 
-def _layout(service: Service) -> None:
-    limits = service.limits
+def _layout(service: Service, live: LiveService | None = None) -> None:
     gr.Markdown(INTRO)
+    with gr.Tab("Animate a video", elem_id="tab-animate"):
+        _animate_tab(service)
+    with gr.Tab("Speak", elem_id="tab-speak"):
+        speak_tab(service)
+    if live is not None:
+        with gr.Tab("Live", elem_id="tab-live"):
+            live_tab(live)
+
+
+def _animate_tab(service: Service) -> None:
+    limits = service.limits
     with gr.Row(equal_height=False):
         with gr.Column():
             source_kind, photos, _ = _source_inputs(limits)
@@ -432,8 +444,10 @@ def build_app(model: str | Path | ModelBundle | None = None, limits: Limits = Li
     bundle = model if isinstance(model, ModelBundle) else load_model(model)
     service = Service(bundle, limits, device, jobs)
     keep = int(limits.keep_minutes * 60)
+    live = LiveService(bundle, limits, device, portrait_loader(limits))
     with gr.Blocks(title="talkinghead", analytics_enabled=False, delete_cache=(max(60, keep // 2), keep)) as demo:
-        _layout(service)
+        _layout(service, live)
+        demo.unload(live.unload)  # the tab closed: its live session ends
     demo.queue(default_concurrency_limit=limits.concurrency, max_size=limits.queue_size)
     service.janitor.sweep()
     service.janitor.start()
