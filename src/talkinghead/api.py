@@ -105,7 +105,7 @@ def finetune(
     if anim.bundle.kind == "person":
         raise InputError("--model is already a fine-tuned person file; pass the meta-learned model")
     faces = load_sources(list(source), shots, anim.face)
-    n = default_steps(len(faces)) if steps is None else steps
+    n = default_steps(len(faces), anim.bundle.config.arch) if steps is None else steps
     person = anim.finetune(faces, n, progress=progress)
     save_bundle(out, person)
     return {"steps": n, "sources": len(faces), "seconds": anim.finetune_seconds}

@@ -93,6 +93,10 @@ class ModelConfig:
     """warp: the embedder sees the sources downscaled to this side (ê only steers AdaIN at the bottleneck)."""
     disc_resolution: int = 128
     """warp: the discriminator judges frames downscaled to this side."""
+    static_motion_px: float = 8.0
+    """warp: the unwarped source is a candidate only where the landmark flow moves the content by less than this
+    (pixels of the output; it fades out linearly up to there; 0 = everywhere). A fixed rule, not learned: without it
+    a head that moved further than training showed is drawn twice (moved, and faintly where it was)."""
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHITECTURES:

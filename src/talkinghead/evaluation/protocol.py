@@ -242,7 +242,7 @@ def evaluate(model: str | Path | ModelBundle | None, data_root: str | Path, spli
     config = {"model": model_name, "model_sha256": model_hash, "model_resolution": bundle.config.resolution,
               "data": str(data_root), "split": split, "shots": shots, "modes": modes, "baselines": list(base_fns),
               "max_identities": max_identities, "frames_per_identity": frames_per_identity,
-              "finetune_steps": {str(t): (finetune_steps or default_steps(t)) for t in shots} if "ft" in modes else None,
+              "finetune_steps": {str(t): (finetune_steps or default_steps(t, bundle.config.arch)) for t in shots} if "ft" in modes else None,
               "seed": seed, "identities": [p.name for p in people], "cross_reenactment": cross and len(people) > 1}
     result = EvaluationResult(config, out_dir=out)
     embeds = _Embeddings()
@@ -272,7 +272,7 @@ def evaluate(model: str | Path | ModelBundle | None, data_root: str | Path, spli
             models: dict[str, Animator] = {}
             for mode in modes:
                 anim = Animator(bundle, device=device)
-                steps = (finetune_steps or default_steps(t)) if mode == "ft" else 0
+                steps = (finetune_steps or default_steps(t, bundle.config.arch)) if mode == "ft" else 0
                 t0 = time.perf_counter()
                 anim.set_faces(faces, steps, progress=False)
                 setup = time.perf_counter() - t0

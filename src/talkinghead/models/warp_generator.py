@@ -11,7 +11,8 @@ source, a *prior* backward flow computed analytically from the landmarks (a thin
 3. warps the source features with the corrected flow, fuses them, and decodes them (AdaIN from the person
    embedding ê through P at the bottleneck) to the native output size: generated RGB plus three blend logits;
 4. blends, per pixel, the warped source pixels, the *unwarped* source pixels (a static background stays exactly
-   where it was) and the generated pixels.
+   where it was; only where the landmark flow says the content did not move, ``cfg.static_motion_px``) and the
+   generated pixels.
 
 The last layers start at zero flow correction, fully visible features and a blend that trusts the warped source,
 so training begins at the thin-plate warp's geometry instead of at noise.
@@ -189,7 +190,13 @@ class WarpGenerator(nn.Module):
         conf_full = _resize(conf, s)
         warped_px = fuse(warped, conf_full)
         static_px = fuse(flat, conf_full)
-        image = blend[:, 0:1] * warped_px + blend[:, 1:2] * static_px + blend[:, 2:3] * generated
+        w_warp, w_static, w_gen = blend[:, 0:1], blend[:, 1:2], blend[:, 2:3]
+        if self.cfg.static_motion_px > 0:  # where the content moved, the unwarped source's weight goes to the warp
+            moved = (prior - ident).flatten(0, 1).norm(dim=1, keepdim=True) * (s / 2)  # (BK, 1, m, m) pixels
+            gate = fuse(_resize((1.0 - moved / self.cfg.static_motion_px).clamp(0.0, 1.0), s), conf_full)
+            w_warp = w_warp + w_static * (1.0 - gate)
+            w_static = w_static * gate
+        image = w_warp * warped_px + w_static * static_px + w_gen * generated
         return image, {"flow_delta": delta, "blend": blend, "generated": generated, "warped": warped_px}
 
     def generate(self, images: torch.Tensor, sketches: torch.Tensor, prior: torch.Tensor, target_sketch: torch.Tensor,

@@ -46,13 +46,19 @@ class FinetuneResult:
     losses: list[dict[str, float]]
 
 
-def default_steps(n_sources: int) -> int:
-    """Fine-tuning steps for T source frames: 50 for one photo, 120 for 8 or more.
+def default_steps(n_sources: int, arch: str = "synthesis") -> int:
+    """Fine-tuning steps for T source frames, chosen by measurement (``benchmarks/finetune_steps.py``: a validation
+    identity, 16 driving frames from another clip, L1 to the real frames at the model's resolution).
 
-    Measured with ``benchmarks/finetune_steps.py`` (shipped 64² model, a validation identity, 30 driving frames):
-    L1 to the real frames 0.112 (feed-forward) → 0.067 after 30 steps → 0.064 after 100 for T = 1, and
-    0.119 → 0.066 → 0.063 for T = 8: most of the gain comes in the first 30 steps.
+    - ``synthesis`` (the paper's generator, shipped 64² model): 50 for one photo, 120 for 8 or more. L1 0.112
+      (feed-forward) → 0.067 after 30 steps → 0.064 after 100 for T = 1; 0.119 → 0.066 → 0.063 for T = 8.
+    - ``warp``: 20. Fine-tuning measured no gain over feed-forward (step-750 model, L1 at 256²: T = 1 0.0565 FF,
+      0.0567 after 20 steps, 0.0570 after 50; T = 8 0.0533, 0.0535, 0.0536; 30 steps at a 6x higher learning rate:
+      0.0537): the warped source already carries the person. 20 steps (about a minute on a CPU) keep a person file
+      close to the meta-learned model.
     """
+    if arch == "warp":
+        return 20
     return int(min(120, 40 + 10 * n_sources))
 
 
