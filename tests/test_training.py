@@ -75,13 +75,13 @@ def test_nan_stops_with_clear_message(tiny_dataset: Path, tmp_path: Path, monkey
     original = MetaLearner.step
     calls = []
 
-    def poisoned(self: MetaLearner, batch: dict) -> tuple:
+    def poisoned(self: MetaLearner, batch: dict, step: int = 0) -> tuple:
         calls.append(1)
         if len(calls) == 2:  # weights blown up after the first (checkpointed) step
             with torch.no_grad():
                 for p in self.generator.parameters():
                     p.fill_(float("nan"))
-        return original(self, batch)
+        return original(self, batch, step)
 
     monkeypatch.setattr(MetaLearner, "step", poisoned)
     cfg = train_config("tiny", **{**MICRO, "steps": 3, "checkpoint_every": 1})
@@ -93,7 +93,7 @@ def test_nan_stops_with_clear_message(tiny_dataset: Path, tmp_path: Path, monkey
 def test_cli_train_writes_samples_and_tensorboard(tiny_dataset: Path, tmp_path: Path) -> None:
     sets = [a for k, v in {**MICRO, "sample_every": 2}.items() for a in ("--set", f"{k}={v}")]
     r = subprocess.run([sys.executable, "-m", "talkinghead", "train", "--data", str(tiny_dataset), "--out",
-                        str(tmp_path / "run"), "--steps", "2", "--no-progress", *sets],
+                        str(tmp_path / "run"), "--preset", "tiny", "--steps", "2", "--no-progress", *sets],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "run" / "samples" / "step-00000002.png").is_file()
@@ -107,7 +107,8 @@ def test_torchrun_two_processes_gloo(tiny_dataset: Path, tmp_path: Path) -> None
     sets = [a for k, v in {**MICRO, "steps": 2}.items() for a in ("--set", f"{k}={v}")]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     r = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "talkinghead", "train",
-                        "--data", str(tiny_dataset), "--out", str(tmp_path / "run"), "--no-progress", *sets],
+                        "--data", str(tiny_dataset), "--out", str(tmp_path / "run"), "--preset", "tiny", "--no-progress",
+                        *sets],
                        capture_output=True, text=True, timeout=600, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     ckpts = list_checkpoints(tmp_path / "run")

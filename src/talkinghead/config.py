@@ -101,6 +101,10 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.arch not in ARCHITECTURES:
             raise ValueError(f"unknown architecture {self.arch!r} (choose from {', '.join(ARCHITECTURES)})")
+        if self.arch == "warp" and (self.motion_resolution > self.resolution or
+                                    self.resolution % self.motion_resolution or self.motion_resolution < 8):
+            raise ValueError(f"motion_resolution ({self.motion_resolution}) must divide resolution "
+                             f"({self.resolution}) and be at least 8")
         if self.resolution < 16 or self.resolution & (self.resolution - 1):
             raise ValueError(f"resolution must be a power of two >= 16, got {self.resolution}")
         if self.resolution >> self.gen_downs < 4:
@@ -237,7 +241,10 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
     if unknown:
         raise InputError(f"config: unknown key(s) {', '.join(prefix + k for k in sorted(unknown))}")
     kwargs = {k: _coerce(hints[k], v, prefix + k) for k, v in data.items()}
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:  # a dataclass's own checks (__post_init__)
+        raise InputError(f"config: {exc}") from None
 
 
 def to_dict(obj: Any) -> dict[str, Any]:
