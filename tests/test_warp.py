@@ -186,7 +186,8 @@ def test_old_model_files_load_as_synthesis_and_unknown_arch_is_named(micro_model
     save_file(tensors, str(tmp_path / "new.safetensors"), metadata={**meta, "config": json.dumps(cfg)})
     with pytest.raises(InputError, match="hologram"):
         load_bundle(tmp_path / "new.safetensors")
-    cfg["arch"] = "warp"  # synthesis weights under a warp header
+    cfg.update(arch="warp", motion_resolution=16, embed_resolution=32, disc_resolution=32)  # a valid warp header
+    # over synthesis weights
     save_file(tensors, str(tmp_path / "mixed.safetensors"), metadata={**meta, "config": json.dumps(cfg)})
     with pytest.raises(InputError, match="'warp' architecture"):
         load_bundle(tmp_path / "mixed.safetensors")

@@ -6,6 +6,7 @@ Exit codes: 0 success, 2 bad input (one line on stderr; ``--debug`` shows the tr
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -346,6 +347,8 @@ def _cmd_live(args: argparse.Namespace) -> int:
     from talkinghead.io.video import VideoReader
     from talkinghead.provenance.marking import marking
 
+    # Ctrl-C (SIGINT) stops the session, even when the shell started us with SIGINT ignored (a background job)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if args.seconds is not None and not args.seconds > 0:
         raise InputError(f"--seconds must be > 0, got {args.seconds:g}")
     credentials = _credential_options(args) if args.out else {"credentials": False}
