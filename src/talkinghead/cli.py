@@ -66,6 +66,16 @@ def _face_overrides(args: argparse.Namespace) -> dict[str, object]:
     return over
 
 
+def _add_output_options(p: argparse.ArgumentParser) -> None:
+    """Device, backend and marking options of the commands that write a video (animate, speak)."""
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--backend", default="torch", choices=["torch", "onnx"])
+    p.add_argument("--no-watermark", action="store_true",
+                   help="do not mark the video as synthetic (see README: Provenance); marking is the default")
+    _add_credential_options(p)
+    p.add_argument("--no-progress", action="store_true")
+
+
 def _add_credential_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--consent", action="store_true",
                    help="declare that the person shown consented to the use of their likeness (recorded in the "
@@ -156,12 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--side-by-side", action="store_true", help="driving face | result")
     p.add_argument("--frames", metavar="DIR", help="also write every frame as PNG into DIR")
     p.add_argument("--size", type=_positive, default=256, help="output face size in pixels (default 256)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--backend", default="torch", choices=["torch", "onnx"])
-    p.add_argument("--no-watermark", action="store_true",
-                   help="do not mark the video as synthetic (see README: Provenance); marking is the default")
-    _add_credential_options(p)
-    p.add_argument("--no-progress", action="store_true")
+    _add_output_options(p)
 
     p = sub.add_parser("speak", help="make a portrait say an audio file or a text (lip-synced, with head motion)",
                        description="Audio (any FFmpeg-readable file) or text (spoken offline by eSpeak NG) → the "
@@ -186,12 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shots", type=_positive, default=8, help="frames to take from a source video (default 8)")
     p.add_argument("--paste-back", action="store_true", help="blend the face back into the full source photo")
     p.add_argument("--size", type=_positive, default=256, help="output face size in pixels (default 256)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--backend", default="torch", choices=["torch", "onnx"])
-    p.add_argument("--no-watermark", action="store_true",
-                   help="do not mark the video as synthetic (see README: Provenance); marking is the default")
-    _add_credential_options(p)
-    p.add_argument("--no-progress", action="store_true")
+    _add_output_options(p)
 
     p = sub.add_parser("train-speech", help="train the speech model (audio → jaw and lip motion) on a prepared dataset",
                        description="Fits the audio-to-motion model on the train split's clips with sound and "
