@@ -7,7 +7,10 @@ photo would give it) plus the model's displacements. Baselines in the same run:
 
 - ``closed``: the neutral face's mouth, never moving (its correlation is undefined: a constant);
 - ``loudness``: the opening a linear function of the frame's loudness (dB re the utterance's loud end), fitted by
-  least squares on the *training* clips, never below the closed mouth.
+  least squares on the clips the model was trained on (its file lists them), never below the closed mouth.
+
+Groups: the ``--split`` (default ``val``) and the train-split identities the model was trained without (its
+``holdout`` patterns). A clip the model was trained on is never scored: the benchmark stops if one is in a group.
 
 The audio-visual offset is the lag (frames, -5..5) that maximises the correlation of loudness and mouth opening:
 positive = the mouth moves after the sound. We report it for our output and for the real video.
@@ -127,9 +130,17 @@ def main() -> int:
     args = ap.parse_args()
 
     model = load_speech_model(args.model)
-    train = load_speech_data(args.data, "train")
+    info = getattr(model, "info", {}) or {}
+    holdout = info.get("holdout") or []
+    trained = set(info.get("clips") or [])
+    train = load_speech_data(args.data, "train", exclude=holdout)
+    if trained:  # exactly the clips the model learnt from
+        train.keys, train.features, train.aligned, train.neutrals = map(list, zip(*[
+            (k, f, a, n) for k, f, a, n in zip(train.keys, train.features, train.aligned, train.neutrals)
+            if k in trained]))
     val = load_speech_data(args.data, args.split)
-    print(f"speech model: {args.model or 'shipped'}")
+    print(f"speech model: {args.model or 'shipped'} (trained on {len(trained) or '?'} clips; loudness baseline "
+          f"fitted on {len(train.features)})")
     overlap = set(k.split("/")[0] for k in train.keys) & set(k.split("/")[0] for k in val.keys)
     if overlap and args.split != "train":
         print(f"warning: identities in both splits: {sorted(overlap)}", file=sys.stderr)
@@ -140,12 +151,16 @@ def main() -> int:
     slope, intercept = np.polyfit(lx, ly, 1)
 
     groups = [(f"{args.split} split", val)]
-    holdout = (getattr(model, "info", {}) or {}).get("holdout") or []
     if holdout and args.split != "train":
         groups.append((f"identities held out of training ({', '.join(holdout)})",
                        load_speech_data(args.data, "train", identities=holdout)))
     report: dict = {"model": args.model or "shipped", "loudness_fit": [float(slope), float(intercept)], "groups": []}
     for title, data in groups:
+        seen = sorted(set(data.keys) & trained)
+        if seen:
+            print(f"error: the model was trained on {len(seen)} clip(s) of the group '{title}' ({seen[:3]}...): "
+                  "they cannot measure it", file=sys.stderr)
+            return 2
         report["groups"].append(evaluate(title, data, model, slope, intercept))
     if args.json:
         with open(args.json, "w") as f:

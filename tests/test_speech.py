@@ -160,7 +160,7 @@ def tiny_speech_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     model = AudioToMotion(SpeechModelConfig(width=8, dilations=[1, 2]))
     with torch.no_grad():
-        for p in model.out.parameters():
+        for p in model.members[0].out.parameters():
             p.normal_(0, 0.01)
         model.out_scale.fill_(0.02)
     return save_speech_model(tmp_path_factory.mktemp("speech") / "tiny.safetensors", model, {"test": True})
@@ -181,7 +181,7 @@ def test_model_output_shape_and_level_normalisation(tiny_speech_model: Path) -> 
     import torch
 
     local = AudioToMotion(SpeechModelConfig(width=8, dilations=[1, 2], cmn=False)).eval()
-    torch.nn.init.normal_(local.out.weight)
+    torch.nn.init.normal_(local.members[0].out.weight)
     far = local.cfg.context + 1
     x = torch.from_numpy(np.asarray(normalise_level(feats)))[None]
     x2 = x.clone()
@@ -190,6 +190,36 @@ def test_model_output_shape_and_level_normalisation(tiny_speech_model: Path) -> 
         y, y2 = local(x)[0].numpy(), local(x2)[0].numpy()
     assert np.abs(y2[0] - y[0]).max() > 0
     np.testing.assert_allclose(y2[far:], y[far:], atol=1e-6)
+
+
+def test_ensemble_is_the_mean_of_its_members(tmp_path: Path) -> None:
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from talkinghead.speech.model import combine
+
+    nets = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        m = AudioToMotion(SpeechModelConfig(width=8, dilations=[1, 2]))
+        torch.nn.init.normal_(m.members[0].out.weight, std=0.1)
+        m.out_scale.fill_(0.05)
+        nets.append(m.eval())
+    feats = np.random.default_rng(0).normal(-30, 10, (20, STEPS_PER_FRAME, 80)).astype(np.float32)
+    a, b = nets[0].predict(feats), nets[1].predict(feats)
+    assert np.abs(a - b).max() > 1e-3  # two different members
+    both = load_speech_model(save_speech_model(tmp_path / "ens.safetensors", combine(nets)))
+    assert both.cfg.members == 2 and len(both.members) == 2
+    np.testing.assert_allclose(both.predict(feats), (a + b) / 2, atol=1e-5)
+    # a file written before ensembles existed (one network, its weights at the top level) still loads
+    path = save_speech_model(tmp_path / "one.safetensors", nets[0])
+    tensors = {k.removeprefix("members.0."): v for k, v in load_file(str(path)).items()}
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    save_file(tensors, str(tmp_path / "old.safetensors"), metadata=meta)
+    np.testing.assert_allclose(load_speech_model(tmp_path / "old.safetensors").predict(feats), a, atol=1e-6)
 
 
 def test_displacements_are_face_size_free(tiny_speech_model: Path) -> None:
@@ -245,6 +275,50 @@ def test_shipped_model_silence_closes_and_vowel_opens_the_mouth() -> None:
     assert np.abs(quiet_open).max() < 0.03, quiet_open.round(3)
     assert vowel_open[15:35].mean() > 0.08, vowel_open.round(3)  # the frames inside the vowel
     assert vowel_open[15:35].mean() > 3 * max(vowel_open[:6].mean(), 0.01)
+
+
+# -- training ------------------------------------------------------------------------------------------------------
+def test_identity_balanced_sampling() -> None:
+    """One speaker with many clips is drawn like one identity (∝ √ its frames), not like many."""
+    from talkinghead.speech.train import sampling_weights
+
+    keys = [f"many/c{i}" for i in range(40)] + ["one/a", "other/b", "other/c"]
+    lengths = np.array([75] * 40 + [300, 100, 200], np.float64)
+    per_clip = sampling_weights(keys, lengths, "clip")
+    balanced = sampling_weights(keys, lengths, "identity")
+    assert per_clip.sum() == pytest.approx(1) and balanced.sum() == pytest.approx(1)
+    assert per_clip[:40].sum() > 0.8  # 40 short clips of one person outweigh everyone else
+    share = {i: balanced[[k.startswith(i + "/") for k in keys]].sum() for i in ("many", "one", "other")}
+    np.testing.assert_allclose([share["many"] / share["one"], share["other"] / share["one"]],
+                               [np.sqrt(3000 / 300), 1.0], rtol=1e-6)
+    assert balanced[42] == pytest.approx(2 * balanced[41])  # within an identity: in proportion to length
+    with pytest.raises(InputError):
+        sampling_weights(keys, lengths, "speaker")
+
+
+def test_band_warp_moves_formants() -> None:
+    from talkinghead.speech.train import warp_bands
+
+    f = np.full((3, 4, 80), -60.0, np.float32)
+    f[..., 20] = 0.0
+    np.testing.assert_allclose(warp_bands(f, 1.0), f)
+    assert int(np.argmax(warp_bands(f, 1.2)[0, 0])) == 24  # a peak at band 20 moves up by 20 %
+    assert int(np.argmax(warp_bands(f, 0.8)[0, 0])) == 16
+    assert warp_bands(f, 1.2).shape == f.shape
+
+
+def test_correlation_loss() -> None:
+    import torch
+
+    from talkinghead.speech.train import _corr_loss
+
+    t = torch.sin(torch.linspace(0, 6, 40))[None].repeat(3, 1) * 0.1
+    assert float(_corr_loss(2 * t + 1, t)) == pytest.approx(0.0, abs=1e-5)  # scale and offset do not matter
+    assert float(_corr_loss(-t, t)) == pytest.approx(2.0, abs=1e-5)
+    flat = torch.zeros(2, 40)  # windows where the real mouth does not move carry no correlation
+    assert float(_corr_loss(torch.randn(2, 40), flat)) == 0.0
+    mixed = torch.cat([t[:1], flat[:1]])
+    assert float(_corr_loss(torch.cat([-t[:1], torch.randn(1, 40)]), mixed)) == pytest.approx(2.0, abs=1e-5)
 
 
 # -- TTS and the command -------------------------------------------------------------------------------------------

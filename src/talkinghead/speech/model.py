@@ -5,6 +5,8 @@ convolution brings them to the frame rate, dilated residual convolutions see a w
 (±0.36 s at 25 fps by default), and a 1×1 convolution gives, per frame, 37 displacements ``(dx, dy)`` in
 canonical units (one unit = the inter-ocular distance; see :mod:`.shapes`). Every output frame depends on the
 audio window around it (and, with ``cmn``, on the utterance's mean spectrum), so the network runs on any length.
+A model may hold several such networks (``members``, trained independently from different seeds): its output is
+their mean, which varies less from one unseen voice to the next than any one of them.
 
 Files: one ``.safetensors`` with the weights (float32) and the config and training summary as JSON metadata.
 """
@@ -44,6 +46,8 @@ class SpeechModelConfig:
     """Also feed the features with the utterance's mean spectrum removed (per band): the microphone, the room and
     the speaker's timbre matter less."""
     dropout: float = 0.1
+    members: int = 1
+    """Independently trained networks whose outputs are averaged (an ensemble)."""
     smooth: float = 1.0
     """Gaussian smoothing of the predicted motion over time (standard deviation in frames; 0 = none), applied by
     :meth:`AudioToMotion.predict`: the training targets are smoothed landmark tracks too."""
@@ -77,13 +81,11 @@ class _Block(nn.Module):
         return x + self.mix(self.drop(self.act(self.conv(self.act(x)))))
 
 
-class AudioToMotion(nn.Module):
-    def __init__(self, cfg: SpeechModelConfig | None = None) -> None:
+class _Net(nn.Module):
+    """One member: normalised features ``(B, C, T*S)`` → ``(B, 2P, T)``."""
+
+    def __init__(self, cfg: SpeechModelConfig) -> None:
         super().__init__()
-        self.cfg = cfg = cfg or SpeechModelConfig()
-        self.register_buffer("mel_mean", torch.zeros(cfg.n_mels))
-        self.register_buffer("mel_std", torch.ones(cfg.n_mels))
-        self.register_buffer("out_scale", torch.ones(cfg.n_points * 2))
         self.inp = nn.Conv1d(cfg.n_mels * (2 if cfg.cmn else 1), cfg.width, 3, padding=1)
         self.down = nn.Conv1d(cfg.width, cfg.width, cfg.steps_per_frame, stride=cfg.steps_per_frame)
         self.blocks = nn.Sequential(*[_Block(cfg.width, cfg.kernel, d, cfg.dropout) for d in cfg.dilations])
@@ -91,18 +93,31 @@ class AudioToMotion(nn.Module):
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.blocks(self.down(torch.nn.functional.gelu(self.inp(x)))))
+
+
+class AudioToMotion(nn.Module):
+    def __init__(self, cfg: SpeechModelConfig | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg = cfg or SpeechModelConfig()
+        self.register_buffer("mel_mean", torch.zeros(cfg.n_mels))
+        self.register_buffer("mel_std", torch.ones(cfg.n_mels))
+        self.register_buffer("out_scale", torch.ones(cfg.n_points * 2))
+        self.members = nn.ModuleList([_Net(cfg) for _ in range(max(1, cfg.members))])
+
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """``(B, T, S, M)`` log-mel dB (already level-normalised) → ``(B, T, 37, 2)`` canonical displacements."""
+        """``(B, T, S, M)`` log-mel dB (already level-normalised) → ``(B, T, 37, 2)`` canonical displacements
+        (the members' mean)."""
         b, t, s, m = features.shape
         x = (features - self.mel_mean) / self.mel_std
         x = x.reshape(b, t * s, m)
         if self.cfg.cmn:
             x = torch.cat([x, x - x.mean(1, keepdim=True)], -1)
         x = x.transpose(1, 2)
-        x = self.down(torch.nn.functional.gelu(self.inp(x)))
-        x = self.out(self.blocks(x))  # (B, 2P, T)
-        x = x.transpose(1, 2) * self.out_scale
-        return x.reshape(b, t, self.cfg.n_points, 2)
+        y = torch.stack([net(x) for net in self.members]).mean(0)  # (B, 2P, T)
+        y = y.transpose(1, 2) * self.out_scale
+        return y.reshape(b, t, self.cfg.n_points, 2)
 
     @torch.no_grad()
     def predict(self, features: np.ndarray) -> np.ndarray:
@@ -116,6 +131,19 @@ class AudioToMotion(nn.Module):
 
             out = gaussian_filter1d(out, self.cfg.smooth, axis=0, mode="nearest")
         return out.astype(np.float32)
+
+
+def combine(models: list[AudioToMotion]) -> AudioToMotion:
+    """One model whose output is the mean of ``models``' (single-member models of one config trained on the same
+    data: the same input normalisation and output scale)."""
+    first = models[0]
+    cfg = SpeechModelConfig(**{**asdict(first.cfg), "members": sum(len(m.members) for m in models)})
+    out = AudioToMotion(cfg)
+    for name in ("mel_mean", "mel_std", "out_scale"):
+        getattr(out, name).copy_(getattr(first, name))
+    for dst, src in zip(out.members, [net for m in models for net in m.members]):
+        dst.load_state_dict(src.state_dict())
+    return out.eval()
 
 
 def save_speech_model(path: str | Path, model: AudioToMotion, info: dict[str, Any] | None = None) -> Path:
@@ -152,6 +180,8 @@ def load_speech_model(path: str | Path | None = None) -> AudioToMotion:
         raise InputError(f"{path}: not a talkinghead speech model")
     cfg = SpeechModelConfig(**{"cmn": False, **json.loads(meta["config"])})  # files made before the option
     model = AudioToMotion(cfg)
+    if not any(k.startswith("members.") for k in tensors):  # a file made before ensembles: one network
+        tensors = {k if k in ("mel_mean", "mel_std", "out_scale") else f"members.0.{k}": v for k, v in tensors.items()}
     try:
         model.load_state_dict(tensors)
     except RuntimeError as exc:

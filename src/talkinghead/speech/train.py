@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from talkinghead.speech.model import (
     RANGE_DB,
     AudioToMotion,
     SpeechModelConfig,
+    combine,
     normalise_level,
     save_speech_model,
 )
@@ -45,6 +46,17 @@ class SpeechTrainConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     opening_weight: float = 1.0
+    corr_weight: float = 0.0
+    """Weight of ``1 - Pearson correlation`` of the predicted and real inner-lip opening per training window
+    (windows where the real mouth barely moves are left out): the shape of the opening over time, whatever its
+    size, which is what lip sync is judged by."""
+    balance: str = "clip"
+    """How often a clip is drawn: ``clip`` ∝ √(its frames); ``identity`` ∝ √(its identity's frames), shared among
+    the identity's clips in proportion to their length, so one speaker with many clips does not dominate."""
+    freq_warp: float = 0.0
+    """Augmentation: stretch the mel axis by a random factor in [1 - x, 1 + x] (another vocal tract length)."""
+    noise_p: float = 0.0
+    """Augmentation: share of windows given a random noise floor (15–40 dB below the loud end)."""
     silence_p: float = 0.3
     """Share of training windows in which a span of the audio is replaced by silence and the mouth by the neutral
     (closed) one: pauses must close the mouth, also the digital silence of synthesised speech."""
@@ -145,8 +157,18 @@ def opening_from_displacements(disp: torch.Tensor, neutral: torch.Tensor) -> tor
     return (a - b).norm(dim=-1).mean(-1)
 
 
+def warp_bands(f: np.ndarray, factor: float) -> np.ndarray:
+    """Stretch the mel axis (last) by ``factor`` (> 1: formants move up), linear interpolation, edges held."""
+    m = f.shape[-1]
+    src = np.clip(np.arange(m) / factor, 0, m - 1)
+    lo = np.minimum(src.astype(np.int64), m - 2)
+    frac = (src - lo).astype(np.float32)
+    return f[..., lo] * (1 - frac) + f[..., lo + 1] * frac
+
+
 def _batch(data: SpeechData, rng: np.random.Generator, batch: int, window: int, weights: np.ndarray,
-           silence_p: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+           silence_p: float = 0.0, freq_warp: float = 0.0,
+           noise_p: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     feats, targets, neutrals = [], [], []
     for c in rng.choice(len(data.keys), size=batch, p=weights):
         n = len(data.targets[c])
@@ -157,6 +179,12 @@ def _batch(data: SpeechData, rng: np.random.Generator, batch: int, window: int, 
         if w < window:  # pad short clips with silence and repeat the last target
             f = np.concatenate([f, np.full((window - w, *f.shape[1:]), -RANGE_DB, np.float32)])
             t = np.concatenate([t, np.repeat(t[-1:], window - w, 0)])
+        if freq_warp > 0:  # another vocal tract
+            f = warp_bands(f, float(rng.uniform(1 - freq_warp, 1 + freq_warp)))
+        if rng.random() < noise_p:  # a noisier room: a random floor, shaped like a smooth spectrum
+            floor = -float(rng.uniform(15.0, 40.0)) + np.cumsum(rng.normal(0, 0.5, f.shape[-1]), dtype=np.float32)
+            noise = floor + rng.normal(0, 2.0, f.shape).astype(np.float32)
+            f = 10 * np.log10(10 ** (f / 10) + 10 ** (noise / 10))
         gain = rng.uniform(-6.0, 0.0)  # a quieter take of the same speech
         f = np.clip(f + gain + rng.normal(0, 1.0, f.shape), -RANGE_DB, 0.0)
         if rng.random() < 0.5:  # mask a band of frequencies (another voice, another microphone)
@@ -189,18 +217,51 @@ class SpeechTrainResult:
     bank_frames: int = 0
 
 
-def train_speech(data_root: str | Path, out: str | Path, cfg: SpeechTrainConfig | None = None,
-                 progress: bool = True, log: Callable[[str], None] = print) -> SpeechTrainResult:
-    """Train on ``data_root``'s train split; write ``out/speech.safetensors`` and ``out/idle_motion.npz``."""
-    cfg = cfg or SpeechTrainConfig()
-    out = Path(out)
+def sampling_weights(keys: list[str], lengths: np.ndarray, balance: str = "clip") -> np.ndarray:
+    """How often each clip is drawn (sums to 1); see :attr:`SpeechTrainConfig.balance`."""
+    lengths = np.asarray(lengths, np.float64)
+    if balance == "clip":
+        w = np.sqrt(lengths)
+    elif balance == "identity":
+        ids = [k.split("/")[0] for k in keys]
+        total: dict[str, float] = {}
+        for i, n in zip(ids, lengths):
+            total[i] = total.get(i, 0.0) + n
+        w = np.array([np.sqrt(total[i]) * n / total[i] for i, n in zip(ids, lengths)])
+    else:
+        raise InputError(f"balance must be 'clip' or 'identity', not {balance!r}")
+    return w / w.sum()
+
+
+def _corr_loss(pred: torch.Tensor, target: torch.Tensor, min_std: float = 0.01) -> torch.Tensor:
+    """Mean ``1 - r`` over the windows (rows) whose target varies by at least ``min_std``."""
+    p = pred - pred.mean(1, keepdim=True)
+    t = target - target.mean(1, keepdim=True)
+    r = (p * t).sum(1) / (p.norm(dim=1) * t.norm(dim=1) + 1e-8)
+    keep = target.std(1) > min_std
+    if not bool(keep.any()):
+        return pred.new_zeros(())
+    return (1.0 - r[keep]).mean()
+
+
+def fit_speech_model(data: SpeechData, cfg: SpeechTrainConfig, progress: bool = True,
+                     callback: Callable[[int, AudioToMotion], None] | None = None,
+                     every: int = 250) -> tuple[AudioToMotion, float]:
+    """Train a speech model on ``data`` (features already level-normalised); returns it and the final loss.
+    ``callback(step, model)`` is called every ``every`` steps (e.g. to measure a dev set). A model of several
+    members is trained one member after the other, each from its own seed (``seed``, ``seed + 1``, ...) and its own
+    batches, and the members combined."""
+    if cfg.model.members > 1:
+        parts, losses = [], []
+        for i in range(cfg.model.members):
+            one = replace(cfg, seed=cfg.seed + i, model=replace(cfg.model, members=1))
+            part, loss = fit_speech_model(data, one, progress, callback, every)
+            parts.append(part)
+            losses.append(loss)
+        return combine(parts), float(np.mean(losses))
     torch.set_num_threads(max(1, cfg.threads))
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    t0 = time.perf_counter()
-    data = load_speech_data(data_root, "train", exclude=cfg.holdout, min_sync=cfg.min_sync)
-    log(f"train-speech: {len(data.keys)} clip(s) with sound, {data.frames} frames; left out {len(data.dropped)} "
-        f"whose sound is not in sync with their lips (sync < {cfg.min_sync}) and the identities {cfg.holdout}")
     model = AudioToMotion(cfg.model)
     allf = np.concatenate([f.reshape(-1, f.shape[-1]) for f in data.features])
     model.mel_mean.copy_(torch.from_numpy(allf.mean(0)))
@@ -208,19 +269,23 @@ def train_speech(data_root: str | Path, out: str | Path, cfg: SpeechTrainConfig 
     allt = np.concatenate(data.targets).reshape(len(allf) // cfg.model.steps_per_frame, -1)
     model.out_scale.copy_(torch.from_numpy(allt.std(0) + 1e-4))
     lengths = np.array([len(t) for t in data.targets], np.float64)
-    weights = np.sqrt(lengths) / np.sqrt(lengths).sum()  # long clips more often, but not in proportion
+    weights = sampling_weights(data.keys, lengths, cfg.balance)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.1)
     bar = tqdm(range(cfg.steps), desc="train-speech", unit="step", disable=not progress, dynamic_ncols=True)
     loss_avg = float("nan")
     model.train()
     for step in bar:
-        feats, target, neutral = _batch(data, rng, cfg.batch_size, cfg.window, weights, cfg.silence_p)
+        feats, target, neutral = _batch(data, rng, cfg.batch_size, cfg.window, weights, cfg.silence_p,
+                                        cfg.freq_warp, cfg.noise_p)
         pred = model(feats)
         scale = model.out_scale.view(1, 1, -1, 2)
         mse = (((pred - target) / scale) ** 2).mean()
-        opening = (opening_from_displacements(pred, neutral) - opening_from_displacements(target, neutral)).abs()
-        loss = mse + cfg.opening_weight * opening.mean() / 0.05
+        open_pred = opening_from_displacements(pred, neutral)
+        open_true = opening_from_displacements(target, neutral)
+        loss = mse + cfg.opening_weight * (open_pred - open_true).abs().mean() / 0.05
+        if cfg.corr_weight > 0:
+            loss = loss + cfg.corr_weight * _corr_loss(open_pred, open_true)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -229,7 +294,23 @@ def train_speech(data_root: str | Path, out: str | Path, cfg: SpeechTrainConfig 
         loss_avg = loss.item() if step == 0 else 0.98 * loss_avg + 0.02 * loss.item()
         if step % 50 == 0:
             bar.set_postfix(loss=f"{loss_avg:.3f}")
+        if callback is not None and (step + 1) % every == 0 and step + 1 < cfg.steps:
+            callback(step + 1, model.eval())
+            model.train()
     bar.close()
+    return model.eval(), loss_avg
+
+
+def train_speech(data_root: str | Path, out: str | Path, cfg: SpeechTrainConfig | None = None,
+                 progress: bool = True, log: Callable[[str], None] = print) -> SpeechTrainResult:
+    """Train on ``data_root``'s train split; write ``out/speech.safetensors`` and ``out/idle_motion.npz``."""
+    cfg = cfg or SpeechTrainConfig()
+    out = Path(out)
+    t0 = time.perf_counter()
+    data = load_speech_data(data_root, "train", exclude=cfg.holdout, min_sync=cfg.min_sync)
+    log(f"train-speech: {len(data.keys)} clip(s) with sound, {data.frames} frames; left out {len(data.dropped)} "
+        f"whose sound is not in sync with their lips (sync < {cfg.min_sync}) and the identities {cfg.holdout}")
+    model, loss_avg = fit_speech_model(data, cfg, progress)
     seconds = time.perf_counter() - t0
     n_params = sum(p.numel() for p in model.parameters())
     info: dict[str, Any] = {"data": str(data_root), "clips": data.keys, "frames": data.frames, "steps": cfg.steps,
