@@ -237,15 +237,22 @@ def test_live_tab_streams_animated_frames_from_a_fake_camera(tmp_path: Path) -> 
                 tab.locator("#live-camera").get_by_text("Click to Access Webcam").click()
                 tab.locator("#live-camera").get_by_role("button", name="capture photo").click()
                 got: list[np.ndarray] = []
+                tracked: list[bool] = []
                 seen: set[str] = set()
                 deadline = time.time() + 120
                 while len(got) < 8 and time.time() < deadline:
                     meta = tab.locator("#live-output .live-meta")
                     if meta.count() and meta.get_attribute("data-frame") not in seen:
                         seen.add(meta.get_attribute("data-frame") or "")
+                        tracked.append(meta.get_attribute("data-face") == "1")
                         got.append(_decode_data_url(tab.locator("#live-frame").get_attribute("src") or ""))
                     time.sleep(0.3)
                 assert len(got) >= 8, f"only {len(got)} animated frames arrived"
+                # the page asks for small grabs (the fake camera plays 640x480) and the face is tracked in them
+                size = tab.evaluate("(() => { const v = document.querySelector('#live-camera video');"
+                                    " return [v.videoWidth, v.videoHeight]; })()")
+                assert size == [320, 240], size
+                assert sum(tracked) >= 0.75 * len(tracked), f"driving face found in {sum(tracked)} of {len(tracked)}"
                 assert "frames/s" in tab.locator("#live-output").inner_text()
                 shot = os.environ.get(LIVE_SCREENSHOT_ENV)
                 if shot:
@@ -287,3 +294,28 @@ def test_one_live_session_at_a_time_busy_message_and_release(micro_model: Path) 
     service.sessions["b"].last_seen -= web_live.IDLE_S + 1  # b stopped sending frames
     assert "data:image/jpeg" in service.frame(frame[0], None, None, Req("c"))
     assert set(service.sessions) == {"c"}
+
+
+def test_live_tab_tracks_a_small_face_in_a_large_webcam_frame(micro_model: Path) -> None:
+    """A browser that ignores the page's 320x240 request sends 640x480: the server scales it down to MAX_SIDE,
+    and the live detector's upsampling still finds a face a quarter of the frame high (~60 px after scaling,
+    below the plain detector's ~80 px); the handler reports its stages' times to the page."""
+    pytest.importorskip("talkinghead.web.app", reason="the web page needs gradio")
+    from talkinghead.data.examples import astronaut
+    from talkinghead.models.bundle import load_model
+    from talkinghead.web import Limits
+    from talkinghead.web import live as web_live
+
+    class Req:
+        session_hash = "small-face"
+
+    frames, _ = astronaut_video(seconds=0.2, fps=25.0, size=480)
+    frame = np.pad(frames[0], ((0, 0), (80, 80), (0, 0)), mode="edge")  # 640x480, the benchmark's framing
+    assert frame.shape == (480, 640, 3) and web_live.MAX_SIDE == 320
+    service = web_live.LiveService(load_model(micro_model), Limits(), "cpu", lambda _p: [astronaut()])
+    html = service.frame(frame, None, None, Req())
+    assert 'data-face="1"' in html, "no face found in the scaled-down webcam frame"
+    session = service.sessions["small-face"]
+    assert session.renderer.tracker.detector.upsample == web_live.DETECT_UPSAMPLE == 1
+    stages = [float(v) for v in html.split('data-stages="')[1].split('"')[0].split(",")]
+    assert len(stages) == 4 and all(v >= 0 for v in stages) and stages[1] > 0  # track, generate, mark, encode

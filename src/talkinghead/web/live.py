@@ -1,10 +1,16 @@
 """The web page's Live tab: the browser's webcam streams to the server, the animated portrait streams back.
 
-Transport: Gradio's own streaming events (see the README's "Live" section for the measurement behind the
-choice). The browser grabs a JPEG from the webcam every ``STREAM_EVERY`` seconds *unless it is still waiting for
-the previous answer*, posts it to the server, and shows each returned frame (base64 JPEG in the event stream). So
-stale frames are dropped at the source rather than queued, and everything runs over the page's own HTTP
-connection: nothing but loopback, no TURN or STUN, no CDN.
+Transport: Gradio's own streaming events (see the README's "Live" section for the measurements behind the
+choice and the settings). Gradio's page grabs a JPEG from the webcam every ``STREAM_EVERY`` seconds and posts
+every grab, whether or not an answer is pending; the server keeps only the newest grab that arrived while it was
+busy (Gradio's stream event holds one input slot), so the generator runs back to back on fresh frames and stale
+ones are dropped, never queued. Each returned frame is a base64 JPEG in the event stream. Everything runs over
+the page's own HTTP connection: nothing but loopback, no TURN or STUN, no CDN.
+
+What the browser path costs, by measurement (``benchmarks/live_latency.py --path browser``): per grab the page
+draws the video to a canvas, encodes a JPEG, and Gradio's client posts it twice over (the value and the event
+data) and updates its state; at 640x480 that made the page's work as costly as the generator's. Hence small
+grabs (320x240: the detector upsamples, see ``CAMERA``) and a grab interval near the generator's own rate.
 
 Per visitor (Gradio session) the server keeps a :class:`~talkinghead.inference.live.LiveRenderer` (tracker,
 relative motion, generator, watermark): the same per-frame step as ``talkinghead live`` and ``animate``. At most
@@ -32,15 +38,23 @@ from talkinghead.web import Limits
 
 log = logging.getLogger("talkinghead.web")
 
-STREAM_EVERY = 0.04
-"""Seconds between webcam grabs in the browser (at most 25/s; a grab is skipped while an answer is pending)."""
+STREAM_EVERY = 0.05
+"""Seconds between webcam grabs in the browser (20/s, each one posted): about the generator's own rate on this
+project's 2-core CPU, so few grabs are encoded, posted and parsed only to be replaced by a newer one."""
 IDLE_S = 5.0
 """A live session without a frame for this long is over (its slot goes to the next visitor)."""
-MAX_SIDE = 640
-"""Webcam frames are scaled down to this longer side before tracking."""
-CAMERA = {"video": {"width": {"ideal": 640}, "height": {"ideal": 480}}}
-"""What the page asks of the webcam. Not less: at 320x240 the detector (dlib HOG, faces from ~80 px) found no
-face in the benchmark's clip, where the face is a quarter of the frame's height (measured)."""
+MAX_SIDE = 320
+"""Webcam frames are scaled down to this longer side before tracking (a browser may ignore ``CAMERA``)."""
+CAMERA = {"video": {"width": {"ideal": 320}, "height": {"ideal": 240}}}
+"""What the page asks of the webcam: small grabs are cheaper to draw, encode, post, parse and decode, on both
+sides. The generator only needs the driving face's landmarks. At 320x240 the detector (dlib HOG) needs one
+pyramid upsampling (faces from ~40 px; without it none was found in the benchmark's clip, where the face is a
+quarter of the frame's height), and it runs only when tracking is lost; the landmarks then stayed within 2 % of
+the eyes' distance of those found at 640x480 (measured on that clip)."""
+DETECT_UPSAMPLE = 1
+"""The live tracker's detector upsampling for ``MAX_SIDE`` frames (see ``CAMERA``)."""
+JPEG_QUALITY = 90
+"""Quality of the frames sent back to the page (encoding one takes well under a millisecond: not worth less)."""
 BUSY = ("Someone else is using the live mode right now (this server runs {n} live session(s) at a time). "
         "Please try again in a minute; the Animate tab works meanwhile.")
 
@@ -56,6 +70,8 @@ class _Session:
     frames: int = 0
     recent: list[float] = field(default_factory=list)
     """Output times of the last second (for the fps shown)."""
+    timing: tuple[float, ...] = ()
+    """The last frame's seconds spent tracking, generating + composing, marking and encoding."""
 
 
 class LiveService:
@@ -101,13 +117,16 @@ class LiveService:
 
     def _start(self, portrait: str | None) -> _Session:
         from talkinghead.inference.animate import AnimateOptions, Animator
+        from talkinghead.inference.live import live_tracker
         from talkinghead.provenance.marking import marking
 
         live_threads()
         anim = Animator(self.bundle, device=self.device)
         anim.set_source(self.load_source(portrait), progress=False)
         marker = marking(True, credentials=False, model=anim.bundle)  # frames shown are marked like files
-        renderer = LiveRenderer(anim, AnimateOptions(progress=False), fps=1.0 / STREAM_EVERY, mark=marker)
+        options = AnimateOptions(progress=False)
+        tracker = live_tracker(options.smoothing, 1.0 / STREAM_EVERY, upsample=DETECT_UPSAMPLE)
+        renderer = LiveRenderer(anim, options, fps=1.0 / STREAM_EVERY, mark=marker, tracker=tracker)
         return _Session(portrait, renderer, marker.payload_text)
 
     # -- the handler ------------------------------------------------------------------------------------------
@@ -131,7 +150,9 @@ class LiveService:
         img, face = s.renderer(_shrink(image))
         if not face:
             img = with_notice(img, NO_FACE_NOTICE)
-        jpeg = _data_url(img)
+        encoding = time.perf_counter()
+        jpeg = _data_url(img, JPEG_QUALITY)
+        s.timing = (*s.renderer.timing, time.perf_counter() - encoding)
         sent = time.time()
         captured = client_ms / 1000.0 if client_ms and client_ms > 0 else received
         s.latency.add(sent - captured)
@@ -147,9 +168,10 @@ class LiveService:
                 f"(p95 {1000 * s.latency.percentile(95):.0f} ms)"
                 + ("" if face else " — no face in view, holding the last pose")
                 + (f". Frames are watermarked (<code>{html.escape(s.payload)}</code>)." if s.payload else "."))
+        stages = ",".join(f"{1000 * t:.1f}" for t in s.timing)
         return (f'<div class="live-meta" data-frame="{s.frames}" data-face="{int(face)}" '
                 f'data-captured="{captured * 1000:.1f}" data-received="{received * 1000:.1f}" '
-                f'data-sent="{sent * 1000:.1f}">{text}</div>')
+                f'data-sent="{sent * 1000:.1f}" data-stages="{stages}">{text}</div>')
 
 
 def portrait_loader(limits: Limits) -> Callable[[str | None], list[str | Path | np.ndarray]]:
