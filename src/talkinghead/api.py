@@ -65,6 +65,17 @@ def train(
     return _train(cfg, data, out, resume=resume, progress=progress)
 
 
+def source_face_config(face_index: int = 0) -> Any:
+    """How source photos are cropped for animation; ``face_index`` picks the face in a photo with several
+    (0 = the largest). A negative index is bad input."""
+    from talkinghead.config import PrepareConfig, TrackerConfig
+    from talkinghead.inference.animate import CROP_SIZE
+
+    if face_index < 0:
+        raise InputError(f"--face-index must be 0 or more, got {face_index}")
+    return PrepareConfig(size=CROP_SIZE, tracker=TrackerConfig(face_index=face_index))
+
+
 def animate(
     source: list[str | Path],
     driving: str | Path,
@@ -74,13 +85,14 @@ def animate(
     shots: int = 8,
     device: str = "auto",
     backend: str = "torch",
+    face_index: int = 0,
     **options: Any,
 ) -> AnimateResult:
     """Photo(s) + driving video → talking-head video; ``options`` are :class:`AnimateOptions` fields."""
     from talkinghead.inference.animate import AnimateOptions, Animator
 
     check_output_path(out, [*source, driving])
-    anim = Animator(model, device=device, backend=backend)
+    anim = Animator(model, device=device, backend=backend, face=source_face_config(face_index))
     anim.set_source(list(source), shots=shots, finetune_steps=finetune_steps, progress=options.get("progress", True))
     return anim.animate(driving, out, AnimateOptions(**options))
 
@@ -93,6 +105,7 @@ def finetune(
     shots: int = 8,
     device: str = "auto",
     progress: bool = True,
+    face_index: int = 0,
 ) -> dict[str, Any]:
     """Fine-tune on photos (or a video) of one person and write a person file that ``animate`` accepts."""
     from talkinghead.inference.animate import Animator
@@ -101,7 +114,7 @@ def finetune(
     from talkinghead.training.finetune import default_steps
 
     check_output_path(out, list(source))
-    anim = Animator(model, device=device)
+    anim = Animator(model, device=device, face=source_face_config(face_index))
     if anim.bundle.kind == "person":
         raise InputError("--model is already a fine-tuned person file; pass the meta-learned model")
     faces = load_sources(list(source), shots, anim.face)
@@ -129,6 +142,7 @@ def speak(
     seed: int = 0,
     device: str = "auto",
     backend: str = "torch",
+    face_index: int = 0,
     **options: Any,
 ) -> SpeakResult:
     """Photo(s) + speech (an audio file, or ``text`` spoken offline by eSpeak NG) → a talking video with that
@@ -146,7 +160,7 @@ def speak(
         speech = load_speech(audio, text, Path(tmp), language=language, voice=voice,
                              words_per_minute=words_per_minute, fps=fps, max_seconds=max_seconds)
         driver = SpeechDriver(speech_model, head_motion=head_motion, seed=seed)
-        anim = Animator(model, device=device, backend=backend)
+        anim = Animator(model, device=device, backend=backend, face=source_face_config(face_index))
         anim.set_source(list(source), shots=shots, finetune_steps=finetune_steps,
                         progress=options.get("progress", True))
         return _speak(anim, out, speech, driver, AnimateOptions(**options))

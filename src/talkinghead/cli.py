@@ -66,8 +66,14 @@ def _face_overrides(args: argparse.Namespace) -> dict[str, object]:
     return over
 
 
+def _add_source_face_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--face-index", type=int, default=0, metavar="N",
+                   help="in a source photo with several faces, which one: 0 = the largest (default), 1 = next, ...")
+
+
 def _add_output_options(p: argparse.ArgumentParser) -> None:
     """Device, backend and marking options of the commands that write a video (animate, speak)."""
+    _add_source_face_option(p)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--backend", default="torch", choices=["torch", "onnx"])
     p.add_argument("--no-watermark", action="store_true",
@@ -211,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="fine-tuning steps (default: by the number of source frames)")
     p.add_argument("--shots", type=_positive, default=8, help="frames to take from a source video (default 8)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    _add_source_face_option(p)
     p.add_argument("--no-progress", action="store_true")
 
     p = sub.add_parser("verify", help="check whether videos or images are marked synthetic (C2PA manifest, watermark)",
@@ -243,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-watermark", action="store_true",
                    help="do not mark the frames as synthetic (see README: Provenance); marking is the default")
     _add_credential_options(p)
+    _add_source_face_option(p)
 
     add_evaluate_command(sub)
     add_serve_command(sub)
@@ -332,7 +340,8 @@ def _cmd_animate(args: argparse.Namespace) -> int:
                          shots=args.shots, relative=args.relative, paste_back=args.paste_back,
                          side_by_side=args.side_by_side, frames_dir=args.frames, output_size=args.size,
                          device=args.device, backend=args.backend, watermark=not args.no_watermark,
-                         progress=not args.no_progress, model_file=_model_file(args.model), **credentials)
+                         progress=not args.no_progress, model_file=_model_file(args.model), face_index=args.face_index,
+                         **credentials)
     lost = f", {result.frames_without_face} without a driving face (held)" if result.frames_without_face else ""
     ft = f", fine-tuning {result.finetune_seconds:.1f} s" if result.finetune_seconds else ""
     print(f"wrote {result.path}: {result.frames} frames at {result.fps:.2f} fps{lost}; "
@@ -367,7 +376,8 @@ def _cmd_live(args: argparse.Namespace) -> int:
             fps, frames = camera.fps, camera
         window = live.Window() if args.show else None
         live.live_threads()
-        anim = Animator(args.model, device=args.device, backend=args.backend)
+        anim = Animator(args.model, device=args.device, backend=args.backend,
+                        face=api.source_face_config(args.face_index))
         anim.set_source(args.source, progress=False)
         marker = marking(not args.no_watermark, bool(credentials.pop("credentials")), model=anim.bundle,
                          model_file=_model_file(args.model), **credentials)  # type: ignore[arg-type]
@@ -407,7 +417,7 @@ def _cmd_speak(args: argparse.Namespace) -> int:
                        max_seconds=args.max_seconds, head_motion=args.head_motion, seed=args.seed,
                        device=args.device, backend=args.backend, paste_back=args.paste_back,
                        output_size=args.size, watermark=not args.no_watermark, progress=not args.no_progress,
-                       model_file=_model_file(args.model), **credentials)
+                       model_file=_model_file(args.model), face_index=args.face_index, **credentials)
     tts = f" (TTS {result.tts_seconds:.1f} s)" if args.text is not None else ""
     print(f"wrote {result.path}: {result.frames} frames at {result.fps:g} fps, {result.audio_seconds:.1f} s of speech; "
           f"{result.seconds:.1f} s of compute{tts}, {result.seconds_per_output_second:.2f} s per second of video")
@@ -439,7 +449,7 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
 
     api.check_output_path(args.out, args.source)
     info = api.finetune(args.source, args.out, model=args.model, steps=args.steps, shots=args.shots,
-                        device=args.device, progress=not args.no_progress)
+                        device=args.device, progress=not args.no_progress, face_index=args.face_index)
     print(f"wrote {args.out}: fine-tuned {info['steps']} steps on {info['sources']} source frame(s) "
           f"in {info['seconds']:.1f} s")
     return 0
@@ -477,9 +487,23 @@ COMMANDS = {"verify": _cmd_verify, "serve": run_serve, "evaluate": run_evaluate,
             "finetune": _cmd_finetune, "demo": _cmd_demo, "speak": _cmd_speak, "train-speech": _cmd_train_speech, "live": _cmd_live}
 
 
+def _notes_to_stderr() -> None:
+    """The library's notices (``logging`` warnings of the ``talkinghead`` loggers) as one plain line each."""
+    import logging
+
+    logger = logging.getLogger("talkinghead")
+    if not any(getattr(h, "_talkinghead_cli", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("talkinghead: note: %(message)s"))
+        handler._talkinghead_cli = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _notes_to_stderr()
     try:
         return COMMANDS[args.command](args)
     except TalkingHeadError as exc:

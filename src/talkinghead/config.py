@@ -97,6 +97,10 @@ class ModelConfig:
     """warp: the unwarped source is a candidate only where the landmark flow moves the content by less than this
     (pixels of the output; it fades out linearly up to there; 0 = everywhere). A fixed rule, not learned: without it
     a head that moved further than training showed is drawn twice (moved, and faintly where it was)."""
+    fuse_sources: int = 2
+    """warp, at inference: each frame is rendered from this many sources whose landmarks are nearest its target
+    (the fewest pixels to move; 0 = all). Training fuses ``k`` sources, so more than that at once only averages
+    misaligned shots into blur; with T shots each frame still gets the best-placed ones."""
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHITECTURES:

@@ -7,12 +7,16 @@ outer lips 48-59, inner lips 60-67.
 
 from __future__ import annotations
 
+import logging
+
 import dlib
 import numpy as np
 
 from talkinghead.errors import NoFaceError
 from talkinghead.faces.detect import FaceDetector, to_gray
 from talkinghead.faces.models import LANDMARKS_68, model_file
+
+log = logging.getLogger(__name__)
 
 _PREDICTORS: dict[str, dlib.shape_predictor] = {}
 
@@ -49,6 +53,10 @@ def detect_landmarks(
         raise NoFaceError(f"no face found in {source}")
     if face_index >= len(faces):
         raise NoFaceError(f"{source} has {len(faces)} face(s); --face-index {face_index} is out of range")
+    if len(faces) > 1:
+        which = "the largest" if face_index == 0 else f"face {face_index} by size"
+        log.warning("%s has %d faces; using %s (--face-index 0-%d picks one, 0 = largest)",
+                    source, len(faces), which, len(faces) - 1)
     return LandmarkPredictor().predict(image, faces[face_index].box)
 
 

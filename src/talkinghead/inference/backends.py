@@ -18,7 +18,7 @@ import torch
 from talkinghead.errors import InputError
 from talkinghead.faces.warp import prior_grids
 from talkinghead.models.bundle import ModelBundle, bake_spectral_norm, clone_network
-from talkinghead.models.inputs import embedder_inputs, model_crops, sketches_at, to_input
+from talkinghead.models.inputs import embedder_inputs, model_crops, sketches_at, source_groups, to_input
 
 __all__ = ["Backend", "OnnxBackend", "TorchBackend", "embedder_inputs", "make_backend", "pick_device"]
 
@@ -107,12 +107,16 @@ class TorchBackend:
         if not self.warp:
             return self.generator(self._t(sketches_at(targets, res, res)), p).float().cpu().numpy()
         assert self._images is not None and self.person.landmarks is not None
-        m = self.config.motion_resolution
-        prior = self._t(prior_grids(targets, self.person.landmarks, res, m))
-        sketch = self._t(sketches_at(targets, res, m))
-        feats = [f.expand(n, *f.shape[1:]) for f in self._feats]
-        images = self._images.expand(n, *self._images.shape[1:])
-        return self.generator(images, feats, prior, sketch, p)[0].float().cpu().numpy()
+        m, lmk = self.config.motion_resolution, self.person.landmarks
+        out = np.empty((n, 3, res, res), np.float32)
+        for src, rows in source_groups(targets, lmk, self.config.fuse_sources):
+            t, j = targets[rows], torch.from_numpy(src).to(self.device)
+            prior = self._t(prior_grids(t, lmk[src], res, m))
+            sketch = self._t(sketches_at(t, res, m))
+            feats = [f[:, j].expand(len(rows), -1, -1, -1, -1) for f in self._feats]
+            images = self._images[:, j].expand(len(rows), -1, -1, -1, -1)
+            out[rows] = self.generator(images, feats, prior, sketch, p[: len(rows)])[0].float().cpu().numpy()
+        return out
 
 
 def _cache_dir() -> Path:
@@ -256,10 +260,14 @@ class OnnxBackend:
             psi_n = np.ascontiguousarray(np.broadcast_to(psi, (n, psi.shape[1])), dtype=np.float32)
             return self._g.run(None, {"sketch": sketches_at(targets, res, res), "psi": psi_n})[0]
         assert self.person.landmarks is not None
-        m = self.config.motion_resolution
-        feeds = {**self._sources, "prior": prior_grids(targets, self.person.landmarks, res, m),
-                 "sketch": sketches_at(targets, res, m)}
-        return self._g.run(None, feeds)[0]
+        m, lmk = self.config.motion_resolution, self.person.landmarks
+        out = np.empty((n, 3, res, res), np.float32)
+        for src, rows in source_groups(targets, lmk, self.config.fuse_sources):
+            t = targets[rows]
+            feeds = {k: (np.ascontiguousarray(v[:, src]) if k != "psi" else v) for k, v in self._sources.items()}
+            feeds |= {"prior": prior_grids(t, lmk[src], res, m), "sketch": sketches_at(t, res, m)}
+            out[rows] = self._g.run(None, feeds)[0]
+        return out
 
 
 def make_backend(bundle: ModelBundle, backend: str = "torch", device: str = "auto") -> Backend:
