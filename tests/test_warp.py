@@ -256,15 +256,24 @@ def test_blend_keeps_valid_warped_pixels_exactly() -> None:
 
 
 def test_each_frame_renders_from_its_nearest_sources() -> None:
-    from talkinghead.models.inputs import nearest_sources, source_groups
+    from talkinghead.inference.source import nearest_sources, source_groups
 
-    base = np.zeros((68, 2), np.float32)
-    sources = np.stack([base + d for d in (0.0, 10.0, 20.0, 30.0)])
-    targets = np.stack([base + 1.0, base + 29.0, base + 14.0, base + 2.0])
+    base = np.random.default_rng(0).uniform(60, 200, (68, 2)).astype(np.float32)  # a face-sized point cloud
+    shift = np.array([1.0, 0.0], np.float32)
+    sources = np.stack([base + d * shift for d in (0.0, 10.0, 20.0, 30.0)])
+    targets = np.stack([base + d * shift for d in (1.0, 29.0, 14.0, 2.0)])
     assert nearest_sources(targets, sources, 2).tolist() == [[0, 1], [3, 2], [1, 2], [0, 1]]
     assert nearest_sources(targets, sources, 0).tolist() == [[0, 1, 2, 3]] * 4
     groups = {tuple(s): r.tolist() for s, r in source_groups(targets, sources, 2)}
     assert groups == {(0, 1): [0, 3], (2, 3): [1], (1, 2): [2]}
+    # expression counts: an open mouth is taken from the open-mouth shot even when another shot is nearer in place
+    face = load_sources([astronaut()], 1)[0].landmarks
+    opened = face.copy()
+    opened[55:60, 1] += 12.0
+    opened[64:68, 1] += 12.0
+    shots = np.stack([face + 3 * shift, opened + 8 * shift])
+    assert nearest_sources(opened[None], shots, 1).tolist() == [[1]]
+    assert nearest_sources(face[None], shots, 1).tolist() == [[0]]
 
 
 def test_several_faces_in_the_source_photo_are_named(micro_warp_model: Path, astronaut_mp4: Path,

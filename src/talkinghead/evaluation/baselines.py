@@ -4,8 +4,8 @@
 * ``warp``: a classic piecewise-affine warp of the source crop, moving the source landmarks onto the target
   landmarks; the crop's corners and edge midpoints are fixed points so the background stays put.
 
-With several source frames, both use, per target, the source whose landmarks are closest to the target (the
-fairest choice for a method that cannot blend sources). Everything is in the source crop's pixels (256²).
+With several source frames, both use, per target, the source nearest the target in expression and pose (the
+model's own first choice: the fairest for a method that cannot blend sources). Everything is in the source crop's pixels (256²).
 """
 
 from __future__ import annotations
@@ -17,18 +17,19 @@ import numpy as np
 from scipy.spatial import Delaunay
 
 from talkinghead.errors import InputError
-from talkinghead.inference.source import SourceFace
+from talkinghead.inference.source import SourceFace, nearest_sources
 
 Baseline = Callable[[Sequence[SourceFace], np.ndarray], np.ndarray]
 """``(sources, targets (N, 68, 2) in crop pixels) → images (N, S, S, 3) uint8`` with S the crops' side."""
 
 
 def nearest_source(sources: Sequence[SourceFace], target: np.ndarray) -> SourceFace:
-    """The source whose landmarks are closest (mean point distance) to ``target`` ``(68, 2)``."""
+    """The source nearest ``target`` ``(68, 2)`` in expression and pose: the one our model would use first
+    (:func:`talkinghead.inference.source.nearest_sources`), so baselines and model start from the same frame."""
     if not sources:
         raise InputError("no source face given")
-    dist = [float(np.linalg.norm(s.landmarks - target, axis=1).mean()) for s in sources]
-    return sources[int(np.argmin(dist))]
+    pick = nearest_sources(target[None], np.stack([s.landmarks for s in sources]), 1)
+    return sources[int(pick[0, 0])]
 
 
 def static(sources: Sequence[SourceFace], targets: np.ndarray) -> np.ndarray:

@@ -3,7 +3,9 @@
 Self-reenactment (per identity): T diverse source frames of one clip; driving frames from another clip of the same
 person (or, with one clip, frames of the same clip disjoint from the sources: sources from its first half, driving
 from its second half). Driving landmarks are *aligned* onto the source (absolute mode: one similarity fitted on the
-first driving frame); the ground truth is the real driving frame warped by the same similarity. Generated and real
+first driving frame, onto the most typical source frame, which is the first source for every T, so T = 1 and
+T = 8 are scored on the very same targets); the ground truth is the real driving frame warped by the same
+similarity. Generated and real
 are compared at 256² (the model's output is upscaled): SSIM, PSNR, CSIM (dlib face-recognition embedding of the
 generated vs the real frame), NME (landmarks detected on the generated image vs the target landmarks), sharpness
 ratio, and the fraction of generated frames in which a face is detected.

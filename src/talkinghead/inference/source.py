@@ -33,21 +33,52 @@ def _normalised(lmk: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return apply(similarity(lmk, ref), lmk)
 
 
-def diverse_indices(landmarks: np.ndarray, n: int) -> list[int]:
-    """``n`` frames whose (pose-normalised) landmark shapes differ most: farthest-point sampling from the median."""
-    if len(landmarks) <= n:
-        return list(range(len(landmarks)))
-    ref = np.median(landmarks, axis=0)
+def _shape_features(landmarks: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Per face ``(N, 68, 2)`` → ``(N, 272)``: the expression (the shape aligned onto ``ref`` by a similarity), then
+    the pose and place (the raw points, half weight). The space in which sources are chosen and matched."""
     shapes = np.stack([_normalised(l_, ref) for l_ in landmarks]).reshape(len(landmarks), -1)
     raw = landmarks.reshape(len(landmarks), -1)
-    feats = np.concatenate([shapes, 0.5 * (raw - raw.mean(0))], axis=1)  # expression, then pose
+    return np.concatenate([shapes, 0.5 * raw], axis=1)
+
+
+def diverse_indices(landmarks: np.ndarray, n: int) -> list[int]:
+    """``n`` frames whose (pose-normalised) landmark shapes differ most: farthest-point sampling from the median.
+
+    The first index is the most typical frame (nearest the mean shape), the same whatever ``n``: it is the
+    reference for relative motion (and, in evaluation, the frame the driver is aligned to, so T = 1 and T = 8 are
+    scored on the same targets); the others follow in frame order."""
+    if len(landmarks) <= n:
+        return list(range(len(landmarks)))
+    feats = _shape_features(landmarks, np.median(landmarks, axis=0))  # expression, then pose
     chosen = [int(np.argmin(((feats - feats.mean(0)) ** 2).sum(1)))]
     dist = ((feats - feats[chosen[0]]) ** 2).sum(1)
     while len(chosen) < n:
         i = int(np.argmax(dist))
         chosen.append(i)
         dist = np.minimum(dist, ((feats - feats[i]) ** 2).sum(1))
-    return sorted(chosen)
+    return [chosen[0], *sorted(chosen[1:])]
+
+
+def nearest_sources(targets: np.ndarray, sources: np.ndarray, k: int) -> np.ndarray:
+    """For each target ``(N, 68, 2)``, the indices ``(N, min(k, K))`` of the ``k`` sources ``(K, 68, 2)`` nearest
+    to it in expression and pose (the space :func:`diverse_indices` spreads the sources over: a warp moves pixels
+    but cannot open a closed eye or a closed mouth, so expression counts as much as position), nearest first, ties
+    by index. ``k <= 0`` keeps all sources in their order."""
+    n, count = len(targets), len(sources)
+    if k <= 0 or k >= count:
+        return np.broadcast_to(np.arange(count), (n, count)).copy()
+    ref = np.median(sources, axis=0)
+    ft, fs = _shape_features(targets, ref), _shape_features(sources, ref)
+    dist = ((ft[:, None] - fs[None]) ** 2).sum(-1)  # (N, K)
+    return np.argsort(dist, axis=1, kind="stable")[:, :k]
+
+
+def source_groups(targets: np.ndarray, sources: np.ndarray, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """:func:`nearest_sources`, grouped: ``[(source indices (k,), target rows (n_i,))]`` so each group renders in
+    one batch (consecutive video frames mostly share their nearest sources). Source indices are sorted."""
+    pick = np.sort(nearest_sources(targets, sources, k), axis=1)
+    keys, inverse = np.unique(pick, axis=0, return_inverse=True)
+    return [(keys[g], np.flatnonzero(inverse.reshape(-1) == g)) for g in range(len(keys))]
 
 
 def _from_video(path: str, shots: int, cfg: PrepareConfig) -> list[SourceFace]:

@@ -39,21 +39,3 @@ def model_crops(bundle: ModelBundle, crops: np.ndarray, landmarks: np.ndarray) -
     out = np.stack([cv2.resize(c, (res, res), interpolation=interp) for c in crops])
     return out, ((landmarks + 0.5) * (res / s0) - 0.5).astype(np.float32)
 
-
-def nearest_sources(targets: np.ndarray, sources: np.ndarray, k: int) -> np.ndarray:
-    """For each target ``(N, 68, 2)``, the indices ``(N, min(k, K))`` of the ``k`` sources ``(K, 68, 2)`` whose
-    landmarks are nearest (mean point distance: how far the warp must move the content), nearest first, ties by
-    index. ``k <= 0`` keeps all sources in their order."""
-    n, count = len(targets), len(sources)
-    if k <= 0 or k >= count:
-        return np.broadcast_to(np.arange(count), (n, count)).copy()
-    dist = np.linalg.norm(targets[:, None] - sources[None], axis=-1).mean(-1)  # (N, K)
-    return np.argsort(dist, axis=1, kind="stable")[:, :k]
-
-
-def source_groups(targets: np.ndarray, sources: np.ndarray, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """:func:`nearest_sources`, grouped: ``[(source indices (k,), target rows (n_i,))]`` so each group renders in
-    one batch (consecutive video frames mostly share their nearest sources). Source indices are sorted."""
-    pick = np.sort(nearest_sources(targets, sources, k), axis=1)
-    keys, inverse = np.unique(pick, axis=0, return_inverse=True)
-    return [(keys[g], np.flatnonzero(inverse.reshape(-1) == g)) for g in range(len(keys))]
