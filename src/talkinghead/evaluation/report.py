@@ -153,7 +153,7 @@ def write_report(result: EvaluationResult, out: Path) -> dict[str, Path]:
         "the image vs the target landmarks / outer-eye distance (frames with no detected face are left out of "
         "NME and counted in 'face found'); sharpness = Laplacian variance ratio to the real frame.",
         "- `static` = the source crop unchanged; `warp` = piecewise-affine warp of the source to the target landmarks "
-        "(both use the source frame closest to the target).",
+        "(with several sources, both use the one nearest the target in expression and pose).",
         "- mean ± std over identities (each identity: mean over its frames).", "",
     ]
     report = out / "report.md"
