@@ -319,3 +319,15 @@ def test_live_tab_tracks_a_small_face_in_a_large_webcam_frame(micro_model: Path)
     assert session.renderer.tracker.detector.upsample == web_live.DETECT_UPSAMPLE == 1
     stages = [float(v) for v in html.split('data-stages="')[1].split('"')[0].split(",")]
     assert len(stages) == 4 and all(v >= 0 for v in stages) and stages[1] > 0  # track, generate, mark, encode
+
+
+def test_live_threads_leave_numpy_blas_single_threaded() -> None:
+    """OpenBLAS's idle worker thread spins between the live path's small matrix products (it took ~55 % of a
+    core from Chromium in the browser benchmark): live_threads sets every loaded OpenBLAS to one thread."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import numpy  # noqa: F401  (its OpenBLAS is loaded)
+
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):  # as a 2-core machine starts
+        assert live_threads() >= 1
+        blas = [i for i in threadpoolctl.threadpool_info() if i["internal_api"] == "openblas"]
+        assert blas and all(i["num_threads"] == 1 for i in blas), blas

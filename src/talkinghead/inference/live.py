@@ -37,14 +37,51 @@ NO_FACE_NOTICE = "no face in view - holding the last pose"
 def live_threads() -> int:
     """Give PyTorch one core less than the machine has (at least one): the camera, the tracker and the encoder
     need the other, and an oversubscribed OpenMP pool stalls (measured on 2 busy cores: 82 ms per 64² frame with
-    one thread, 770 ms with two). Returns the thread count set."""
+    one thread, 770 ms with two). NumPy's BLAS gets one thread (see :func:`single_threaded_blas`). Returns
+    PyTorch's thread count."""
     import os
 
     import torch
 
     n = max(1, (os.cpu_count() or 2) - 1)
     torch.set_num_threads(n)
+    single_threaded_blas()
     return n
+
+
+_BLAS_SETTERS = ("openblas_set_num_threads", "openblas_set_num_threads64_", "scipy_openblas_set_num_threads64_",
+                 "scipy_openblas_set_num_threads")
+
+
+def single_threaded_blas() -> int:
+    """Set every OpenBLAS loaded in this process (NumPy's, SciPy's, OpenCV's) to one thread; returns how many
+    were set. Per frame the live path multiplies only small matrices (the thin-plate spline's 4096 x 78), too
+    small to gain from a second thread, and OpenBLAS's idle worker thread spins between calls: in the browser
+    benchmark it burned about 55 % of a core (``perf``: ``blas_thread_server``) that Chromium and the generator
+    needed. Environment variables (OPENBLAS_NUM_THREADS) cannot do this once NumPy is loaded; this can."""
+    import ctypes
+    import os
+
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:  # not Linux: leave BLAS as it is
+        return 0
+    libs = sorted({line.split(maxsplit=5)[5] for line in maps.splitlines()
+                   if len(line.split(maxsplit=5)) == 6 and "openblas" in line.rsplit("/", 1)[-1].lower()})
+    done = 0
+    for path in libs:
+        try:
+            lib = ctypes.CDLL(path, mode=os.RTLD_NOLOAD)  # the copy already loaded, never a new one
+        except OSError:
+            continue
+        for name in _BLAS_SETTERS:
+            setter = getattr(lib, name, None)
+            if setter is not None:
+                setter.argtypes, setter.restype = [ctypes.c_int], None
+                setter(1)
+                done += 1
+                break
+    return done
 
 
 def live_tracker(smoothing: float = 1.0, fps: float = 30.0, upsample: int = 0) -> FaceTracker:

@@ -10,7 +10,8 @@ the page's own HTTP connection: nothing but loopback, no TURN or STUN, no CDN.
 What the browser path costs, by measurement (``benchmarks/live_latency.py --path browser``): per grab the page
 draws the video to a canvas, encodes a JPEG, and Gradio's client posts it twice over (the value and the event
 data) and updates its state; at 640x480 that made the page's work as costly as the generator's. Hence small
-grabs (320x240: the detector upsamples, see ``CAMERA``) and a grab interval near the generator's own rate.
+grabs (320x240: the detector upsamples, see ``CAMERA``). On the server, NumPy's BLAS is kept to one thread
+(:func:`~talkinghead.inference.live.single_threaded_blas`): its idle second thread spun on the core Chromium needed.
 
 Per visitor (Gradio session) the server keeps a :class:`~talkinghead.inference.live.LiveRenderer` (tracker,
 relative motion, generator, watermark): the same per-frame step as ``talkinghead live`` and ``animate``. At most
@@ -39,8 +40,10 @@ from talkinghead.web import Limits
 log = logging.getLogger("talkinghead.web")
 
 STREAM_EVERY = 0.05
-"""Seconds between webcam grabs in the browser (20/s, each one posted): about the generator's own rate on this
-project's 2-core CPU, so few grabs are encoded, posted and parsed only to be replaced by a newer one."""
+"""Seconds between webcam grabs in the browser (20/s, each one posted). Measured on this project's 2-core CPU
+(``benchmarks/live_latency.py --path browser --stream-every S``, 30-s runs): 0.05 gave 16.0, 17.2 and 14.3
+frames/s at p95 144, 142 and 175 ms; 0.04 gave 19.0, 15.9, 12.9, 13.5 and 14.1 frames/s at p95 116-175 ms
+(more grabs to encode, post and parse, most of them replaced by a newer one)."""
 IDLE_S = 5.0
 """A live session without a frame for this long is over (its slot goes to the next visitor)."""
 MAX_SIDE = 320
