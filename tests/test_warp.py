@@ -109,6 +109,12 @@ def test_train_cli_warp_preset_resumes(tiny_dataset: Path, tmp_path: Path) -> No
     assert res.steps_done == 1 and res.last_step == 2
     bundle = load_bundle_from_run(tmp_path / "run")
     assert bundle.config.arch == "warp"
+    # a checkpoint kept without its optimizer state (as committed in checkpoints/) still resumes
+    for ckpt in (tmp_path / "run" / "checkpoints").iterdir():
+        (ckpt / "optim.safetensors").unlink()
+    res = train(train_config("warp", **{**over, "steps": 3}), tiny_dataset, tmp_path / "run", resume=True,
+                progress=False)
+    assert res.steps_done == 1 and res.last_step == 3
 
 
 def load_bundle_from_run(run_dir: Path):

@@ -368,11 +368,15 @@ def _train(cfg: TrainConfig, data_dir: Path, run_dir: Path, resume: bool, progre
     start = 0
     if ckpt is not None:
         load_modules(model_t, learner.modules())
-        for name, opt in learner.optimizers().items():
-            load_optimizer(name, opt, optim_t, state["optimizers"][name])
-        restore_rng(optim_t)
         start = int(state["step"])
-        log(f"resumed from {ckpt} at step {start}")
+        if optim_t:
+            for name, opt in learner.optimizers().items():
+                load_optimizer(name, opt, optim_t, state["optimizers"][name])
+            restore_rng(optim_t)
+            log(f"resumed from {ckpt} at step {start}")
+        else:  # a checkpoint committed without optim.safetensors (weights only, to keep a repository light)
+            log(f"resumed from {ckpt} at step {start} (weights only: no optim.safetensors, so Adam's moments and the "
+                "RNG state start afresh; episodes still follow the step)")
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.json", json.dumps(to_dict(cfg), indent=1))
