@@ -307,6 +307,70 @@ def test_band_warp_moves_formants() -> None:
     assert warp_bands(f, 1.2).shape == f.shape
 
 
+def test_speed_augmentation_keeps_sound_and_lips_together() -> None:
+    """A window played faster or slower: features and targets resampled on one clock, so the frame whose
+    features say "time t" still carries the target of time t."""
+    from talkinghead.speech.train import resample_time
+
+    n, steps = 30, STEPS_PER_FRAME
+    instant_time = (np.arange(n * steps) + 0.5) / steps - 0.5  # each feature instant's time in frames
+    feats = np.repeat(instant_time.reshape(n, steps, 1), 3, -1).astype(np.float32)
+    targets = np.arange(n, dtype=np.float32)[:, None, None] * np.ones((1, 2, 2), np.float32)
+    same_f, same_t = resample_time(feats, targets, 1.0)
+    np.testing.assert_allclose(same_f, feats, atol=1e-5)
+    np.testing.assert_allclose(same_t, targets, atol=1e-5)
+    for rate in (0.8, 1.25):
+        f, t = resample_time(feats, targets, rate)
+        assert len(f) == len(t) == int(np.floor((n - 1) / rate)) + 1
+        np.testing.assert_allclose(t[:, 0, 0], np.arange(len(t)) * rate, atol=1e-4)  # frame i ← source time i·rate
+        inner = slice(1, len(t) - 1)  # (the first and last frames' outer instants are clamped at the clip's ends)
+        np.testing.assert_allclose(f[inner].mean(axis=(1, 2)), t[inner, 0, 0], atol=1e-4)
+        assert np.all(np.diff(f.reshape(-1, 3)[:, 0]) >= -1e-6)  # instants stay in order
+
+
+def test_loudness_mix(tmp_path: Path) -> None:
+    """``loud_mix``: part of the motion is a jaw opened in proportion to loudness, fitted on the training clips;
+    silence leaves it closed, it is saved with the model, and 0 leaves the networks alone."""
+    import torch
+
+    from talkinghead.speech.train import SpeechData, fit_loudness_motion
+
+    rng = np.random.default_rng(0)
+    neutral = np.zeros((68, 2), np.float32)
+    neutral[36:42], neutral[42:48] = [-0.5, 0.0], [0.5, 0.0]
+    neutral[[61, 62, 63]], neutral[[65, 66, 67]] = [0.0, 0.5], [0.0, 0.5]
+    data = SpeechData([], [], [], [])
+    for _ in range(3):
+        level = rng.uniform(-60, 0, 50).astype(np.float32)  # dB re the loud end, per frame
+        feats = np.repeat(level[:, None, None], STEPS_PER_FRAME, 1).repeat(80, 2)
+        opening = 0.002 * (level + 60)  # 0 in silence, 0.12 at full level
+        aligned = np.repeat(neutral[None], 50, 0)
+        aligned[:, [65, 66, 67], 1] += opening[:, None]
+        data.features.append(feats)
+        data.aligned.append(aligned)
+        data.neutrals.append(neutral)
+        data.targets.append((aligned[:, SPEECH_POINTS] - neutral[SPEECH_POINTS]).astype(np.float32))
+    model = AudioToMotion(SpeechModelConfig(width=8, dilations=[1, 2], loud_mix=0.5))
+    fit_loudness_motion(model, data)
+    slope, intercept = model.loud_fit.tolist()
+    assert slope == pytest.approx(0.002, rel=1e-3) and intercept == pytest.approx(0.12, rel=1e-3)
+    torch.nn.init.normal_(model.members[0].out.weight, std=0.1)
+    model.cfg.smooth = 0.0
+    path = save_speech_model(tmp_path / "mix.safetensors", model)
+    loaded = load_speech_model(path)
+    feats = np.full((20, STEPS_PER_FRAME, 80), -100.0, np.float32)  # 10 loud frames, then digital silence
+    feats[:10] = -3.0  # (its loud end; the level is normalised to it)
+    both = loaded.predict(feats)
+    loaded.cfg.loud_mix = 0.0
+    net = loaded.predict(feats)
+    assert np.abs(net).max() > 1e-3  # the networks' part is not nothing
+    jaw = (both - 0.5 * net) / 0.5
+    lower = np.searchsorted(SPEECH_POINTS, [65, 66, 67])
+    np.testing.assert_allclose(jaw[:10, lower, 1], 0.12, atol=2e-3)  # the lower lip drops with loudness
+    np.testing.assert_allclose(jaw[10:], 0.0, atol=1e-5)  # silence: closed
+    np.testing.assert_allclose(np.delete(jaw, lower, 1), 0.0, atol=1e-4)
+
+
 def test_correlation_loss() -> None:
     import torch
 

@@ -6,7 +6,8 @@ convolution brings them to the frame rate, dilated residual convolutions see a w
 canonical units (one unit = the inter-ocular distance; see :mod:`.shapes`). Every output frame depends on the
 audio window around it (and, with ``cmn``, on the utterance's mean spectrum), so the network runs on any length.
 A model may hold several such networks (``members``, trained independently from different seeds): its output is
-their mean, which varies less from one unseen voice to the next than any one of them.
+their mean, which varies less from one unseen voice to the next than any one of them. With ``loud_mix``, part of
+the output is a loudness-driven jaw fitted on the training clips (see :attr:`SpeechModelConfig.loud_mix`).
 
 Files: one ``.safetensors`` with the weights (float32) and the config and training summary as JSON metadata.
 """
@@ -48,6 +49,11 @@ class SpeechModelConfig:
     dropout: float = 0.1
     members: int = 1
     """Independently trained networks whose outputs are averaged (an ensemble)."""
+    loud_mix: float = 0.0
+    """Share of the output taken from a loudness-driven jaw (:meth:`AudioToMotion.loudness_motion`: the mouth
+    opened in proportion to the frame's loudness along the average opening direction, both fitted by least squares
+    on the training clips), the rest from the networks: a simple predictor that transfers to any voice, which the
+    networks' shape and timing refine."""
     smooth: float = 1.0
     """Gaussian smoothing of the predicted motion over time (standard deviation in frames; 0 = none), applied by
     :meth:`AudioToMotion.predict`: the training targets are smoothed landmark tracks too."""
@@ -105,6 +111,9 @@ class AudioToMotion(nn.Module):
         self.register_buffer("mel_std", torch.ones(cfg.n_mels))
         self.register_buffer("out_scale", torch.ones(cfg.n_points * 2))
         self.members = nn.ModuleList([_Net(cfg) for _ in range(max(1, cfg.members))])
+        if cfg.loud_mix > 0:
+            self.register_buffer("loud_fit", torch.zeros(2))  # opening = max(0, slope * loudness dB + intercept)
+            self.register_buffer("open_dir", torch.zeros(cfg.n_points * 2))  # displacement per unit of opening
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """``(B, T, S, M)`` log-mel dB (already level-normalised) → ``(B, T, 37, 2)`` canonical displacements
@@ -126,11 +135,22 @@ class AudioToMotion(nn.Module):
         x = torch.from_numpy(np.asarray(normalise_level(features), np.float32))[None]
         self.eval()
         out = self(x)[0].numpy()
+        if self.cfg.loud_mix > 0:
+            mix = self.cfg.loud_mix
+            out = (1 - mix) * out + mix * self.loudness_motion(x[0].numpy())
         if self.cfg.smooth > 0 and len(out) > 1:
             from scipy.ndimage import gaussian_filter1d
 
             out = gaussian_filter1d(out, self.cfg.smooth, axis=0, mode="nearest")
         return out.astype(np.float32)
+
+    def loudness_motion(self, features: np.ndarray) -> np.ndarray:
+        """Level-normalised features ``(T, S, M)`` → the loudness-driven displacements ``(T, P, 2)``."""
+        from talkinghead.data.audio import loudness
+
+        slope, intercept = self.loud_fit.tolist()
+        opening = np.maximum(0.0, intercept + slope * loudness(features))
+        return (opening[:, None] * self.open_dir.numpy()[None]).reshape(len(opening), self.cfg.n_points, 2)
 
 
 def combine(models: list[AudioToMotion]) -> AudioToMotion:
@@ -139,7 +159,7 @@ def combine(models: list[AudioToMotion]) -> AudioToMotion:
     first = models[0]
     cfg = SpeechModelConfig(**{**asdict(first.cfg), "members": sum(len(m.members) for m in models)})
     out = AudioToMotion(cfg)
-    for name in ("mel_mean", "mel_std", "out_scale"):
+    for name in ("mel_mean", "mel_std", "out_scale") + (("loud_fit", "open_dir") if cfg.loud_mix > 0 else ()):
         getattr(out, name).copy_(getattr(first, name))
     for dst, src in zip(out.members, [net for m in models for net in m.members]):
         dst.load_state_dict(src.state_dict())
