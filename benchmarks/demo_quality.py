@@ -12,6 +12,10 @@ video back (H.264, as a user gets it). Per output frame:
 - **stability outside the face** (the face = the hull of the frame's landmarks, grown by 15 %, in either frame):
   the mean absolute frame-to-frame change in grey levels (flicker), and the mean absolute difference from the
   source crop (drift). A still photo changes by 0, so any value is the model's own motion or noise.
+- **sharpness**: the variance of the Laplacian inside the face (hull of the detected landmarks) divided by the
+  photo's, per frame (1 = as sharp as the photo): the median, the lowest, and the share of frames under 0.5. A
+  model that blurs where motion is large (it hedges by generating instead of warping) shows here, not in the
+  identity or mouth figures. The same ratio over the whole crop (hair, clothes, background) too.
 - the same for the ``warp`` baseline (a piecewise-affine warp of the photo to the same target landmarks),
   for scale.
 
@@ -62,11 +66,28 @@ def score(name: str, frames: np.ndarray, photo_emb: np.ndarray, driving_open: np
     ok = found & np.isfinite(driving_open)
     r = float(np.corrcoef(opening[ok], driving_open[ok])[0, 1]) if ok.sum() > 2 else float("nan")
     flicker, drift = stability(frames, lmks, source)
+    sharp = np.array([face_sharpness(f, l_) for f, l_ in zip(frames, lmks, strict=True) if l_ is not None])
+    sharp = sharp / face_sharpness(source, detect_face_landmarks(source))
+    whole = np.array([_lap_var(f) for f in frames]) / _lap_var(source)
     print(f"{name:6s} frames {len(frames)}, face found {found.mean():.3f}; identity distance to the photo: "
           f"median {np.median(dist):.3f}, max {dist.max():.3f}, under 0.6 in {np.mean(dist < 0.6):.1%} of frames; "
           f"mouth-opening r vs driving {r:.3f} (output range {np.nanmin(opening):.3f}-{np.nanmax(opening):.3f}, "
           f"driving {np.nanmin(driving_open):.3f}-{np.nanmax(driving_open):.3f}); outside the face: "
-          f"frame-to-frame change {flicker:.2f} grey levels, difference from the source {drift:.2f}")
+          f"frame-to-frame change {flicker:.2f} grey levels, difference from the source {drift:.2f}; sharpness of the "
+          f"face vs the photo: median {np.median(sharp):.2f}, lowest {sharp.min():.2f}, under 0.5 in "
+          f"{np.mean(sharp < 0.5):.1%} of frames; of the whole crop: median {np.median(whole):.2f}, lowest "
+          f"{whole.min():.2f}, under 0.5 in {np.mean(whole < 0.5):.1%}")
+
+
+def _lap_var(image: np.ndarray) -> float:
+    return float(cv2.Laplacian(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float64), cv2.CV_64F).var())
+
+
+def face_sharpness(image: np.ndarray, lmk: np.ndarray) -> float:
+    """Variance of the Laplacian of the grey image inside the landmarks' hull."""
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float64)
+    lap = cv2.Laplacian(grey, cv2.CV_64F)
+    return float(lap[face_mask(lmk, image.shape[0], grow=1.0)].var())
 
 
 def main() -> None:

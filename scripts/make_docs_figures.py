@@ -95,8 +95,12 @@ def main() -> None:
     plot_losses(run, docs / "training_losses.png")
     samples = sorted((run / "samples").glob("*.png"))
     if samples:
-        shutil.copy(samples[0], docs / "training_samples_first.png")
         shutil.copy(samples[-1], docs / "training_samples_last.png")
+        first = docs / "training_samples_first.png"
+        if len(samples) > 1:
+            shutil.copy(samples[0], first)
+        elif first.exists():  # a run with one sample grid (e.g. a short GPU run): no stale grid of another run
+            first.unlink()
     tmp = Path(tempfile.mkdtemp())
     w9 = CORPUS / "videos" / "mead_W009"
     src = w9 / "dreamtalk__W009_front_neutral_level1_001.mp4"

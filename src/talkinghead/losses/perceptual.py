@@ -35,13 +35,13 @@ class ContentLoss(nn.Module):
                 self.vgg = load_vgg_file(cfg.vgg_weights, arch="vgg19",
                                          layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"))
             else:
-                self.vgg = load_vgg16_hed(layers=cfg.vgg_layers)
+                self.vgg = load_vgg16_hed(layers=cfg.vgg_layers, path=cfg.hed_weights)
         if cfg.face > 0:
             if cfg.face_weights:
                 self.face = load_vgg_file(cfg.face_weights, arch="vgg16", preprocess="vggface",
                                           layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"))
             else:
-                self.face = load_facenet()
+                self.face = load_facenet(cfg.facenet_weights)
 
     def _features(self, net: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
         out = net(x)

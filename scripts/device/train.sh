@@ -1,0 +1,27 @@
+#!/bin/bash
+# Call 2 of a GPU session (see scripts/device/README.md): unpack the carried dataset, train the default (warp) preset
+# from the shipped model for MINUTES, export the fp16 model and time it. Everything the call returns is in $OUT.
+set -u
+MINUTES=${1:-7.5}
+BATCH=${2:-32}
+export PYTHONPATH=$PWD/src:$PWD/scripts/device PYTHONUNBUFFERED=1
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+python3 scripts/pack_dataset.py unpack .gpu/data ${DS:-/tmp/ds} --workers ${WORKERS:-16} || exit 1
+extra=()
+if [ -f /root/keep/default.safetensors ]; then extra+=(--init /root/keep/default.safetensors); else echo "NO INIT: from scratch"; fi
+if [ -f /root/keep/facenet.safetensors ]; then extra+=(--set loss.facenet_weights=/root/keep/facenet.safetensors)
+else echo "NO FACENET: identity term off"; extra+=(--set loss.face=0); fi
+python3 -m talkinghead train --data ${DS:-/tmp/ds} --out /tmp/run --device "${DEVICE:-cuda}" --batch-size "$BATCH" --steps 1000000 \
+  --max-minutes "$MINUTES" --no-progress --set workers=${WORKERS:-14} --set compile=off --set adversarial_from=1000000 \
+  --set loss.hed_weights=.gpu/w2/vgg16_hed.safetensors --set loss.face_every=1 --set log_every=20 \
+  --set sample_every=1000 --set checkpoint_every=1000000 --set keep_checkpoints=1 "${extra[@]}" 2>&1 | tail -5
+cp /tmp/run/metrics.jsonl /tmp/run/config.json "$OUT/" 2>/dev/null
+ls /tmp/run/samples 2>/dev/null | tail -1 | xargs -I{} cp /tmp/run/samples/{} "$OUT/last_samples.png"
+python3 scripts/export_default_model.py /tmp/run --out "$OUT/gpu_model.safetensors"
+python3 benchmarks/render_speed.py --data ${DS:-/tmp/ds} --model "$OUT/gpu_model.safetensors" --device "${DEVICE:-cuda}" --batches 1,8,32,64 \
+  --json "$OUT/render_speed_gpu_model.json"
+python3 - <<'PY'
+import json; rows = [json.loads(l) for l in open("/tmp/run/metrics.jsonl")]
+for r in rows[:: max(1, len(rows) // 12)] + rows[-1:]:
+    print({k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()})
+PY
