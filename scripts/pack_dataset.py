@@ -5,7 +5,8 @@ To train on another machine (a GPU machine with a small upload limit, no dlib an
 keeps only what ``prepare`` derived (landmarks, crop boxes, frame numbers, metadata) and the source videos it
 read; ``unpack`` there decodes the videos with OpenCV, cuts the same crops with the same code and writes the same
 zips. Nothing is re-detected, so the landmarks are the original ones; the frames differ only by the decoder's
-colour conversion and the second JPEG encoding (``unpack --check DATASET`` measures it against the original).
+colour conversion and the second JPEG encoding (``unpack --check DATASET`` measures it against the original). The
+audio features are not carried: unpacked clips are marked as having none.
 
     .venv/bin/python scripts/pack_dataset.py pack DATASET OUT [--split train] [--sources-root .]
     python scripts/pack_dataset.py unpack OUT DATASET2 [--workers 16] [--check DATASET]
@@ -39,6 +40,9 @@ from talkinghead.data.format import (  # noqa: E402
 )
 from talkinghead.faces.crop import CropBox, crop_image  # noqa: E402
 from talkinghead.io.atomic import atomic_path  # noqa: E402
+
+NO_AUDIO = {"present": False, "reason": "not carried by scripts/pack_dataset.py"}
+"""The audio features are not packed (frames and tracks only), so unpacked clips say they have none."""
 
 LANDMARK_SCALE = 64
 """Landmarks are packed as int16 in 1/64 crop pixel (crop coordinates stay within ±512 px)."""
@@ -116,7 +120,8 @@ def _unpack_clip(job: tuple[str, str, str, int, int]) -> tuple[str, int, str]:
             zf.writestr("landmarks.npy", npy_bytes(lmk))
             zf.writestr("boxes.npy", npy_bytes(boxes))
             zf.writestr("frame_ids.npy", npy_bytes(ids.astype(np.int32)))
-            zf.writestr("meta.json", str(tracks["meta"]))
+            zf.writestr("meta.json", json.dumps({**json.loads(str(tracks["meta"])), "audio": NO_AUDIO}, indent=1,
+                                                sort_keys=True))
     return r["key"], len(ids), ""
 
 
@@ -135,7 +140,7 @@ def unpack(packed: Path, dest: Path, workers: int) -> list[dict[str, Any]]:
                 print(f"skipped {key}: {err}", file=sys.stderr)
                 continue
             frames += n
-            done.append({k: v for k, v in r.items() if k != "packed_video"})
+            done.append({**{k: v for k, v in r.items() if k != "packed_video"}, "audio": NO_AUDIO})
     shutil.copyfile(packed / "dataset.json", dest / "dataset.json")
     (dest / "manifest.jsonl").write_text(jsonl_text(done))
     print(f"unpacked {len(done)} clip(s), {frames} frames in {time.perf_counter() - t0:.1f} s -> {dest}")
