@@ -34,9 +34,9 @@ from talkinghead.data.format import (  # noqa: E402
     clip_path,
     frame_member,
     jsonl_text,
-    npy_bytes,
     npy_load,
     read_jsonl,
+    write_clip_tracks,
 )
 from talkinghead.faces.crop import CropBox, crop_image  # noqa: E402
 from talkinghead.io.atomic import atomic_path  # noqa: E402
@@ -116,12 +116,8 @@ def _unpack_clip(job: tuple[str, str, str, int, int]) -> tuple[str, int, str]:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
             for i in range(len(ids)):
                 zf.writestr(frame_member(i), crops[i])
-            lmk = tracks["landmarks"].astype(np.float32) / LANDMARK_SCALE
-            zf.writestr("landmarks.npy", npy_bytes(lmk))
-            zf.writestr("boxes.npy", npy_bytes(boxes))
-            zf.writestr("frame_ids.npy", npy_bytes(ids.astype(np.int32)))
-            zf.writestr("meta.json", json.dumps({**json.loads(str(tracks["meta"])), "audio": NO_AUDIO}, indent=1,
-                                                sort_keys=True))
+            write_clip_tracks(zf, tracks["landmarks"].astype(np.float32) / LANDMARK_SCALE, boxes, ids,
+                              {**json.loads(str(tracks["meta"])), "audio": NO_AUDIO})
     return r["key"], len(ids), ""
 
 

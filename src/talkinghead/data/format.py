@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,17 @@ def npy_bytes(array: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
     return buf.getvalue()
+
+
+def write_clip_tracks(zf: zipfile.ZipFile, landmarks: np.ndarray, boxes: np.ndarray, frame_ids: np.ndarray,
+                      meta: dict[str, Any], audio: np.ndarray | None = None) -> None:
+    """Write a clip zip's members other than its frames, in the layout above."""
+    if audio is not None:
+        zf.writestr("audio.npy", npy_bytes(audio.astype(np.float16)))
+    zf.writestr("landmarks.npy", npy_bytes(np.asarray(landmarks, np.float32).reshape(-1, 68, 2)))
+    zf.writestr("boxes.npy", npy_bytes(np.asarray(boxes, np.float32).reshape(-1, 3)))
+    zf.writestr("frame_ids.npy", npy_bytes(np.asarray(frame_ids, np.int32)))
+    zf.writestr("meta.json", json.dumps(meta, indent=1, sort_keys=True))
 
 
 def npy_load(data: bytes) -> np.ndarray:

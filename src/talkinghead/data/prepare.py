@@ -38,6 +38,7 @@ from talkinghead.data.format import (
     npy_load,
     read_jsonl,
     skip_path,
+    write_clip_tracks,
 )
 from talkinghead.data.sources import SourceItem, find_sources
 from talkinghead.errors import InputError, NoFaceError
@@ -100,12 +101,7 @@ def _write_clip(
             meta = {**meta, "n_frames": len(ids)}
             feats, meta["audio"] = audio(np.asarray(ids, np.int64)) if audio else (None, {"present": False,
                                                                                           "reason": "photos"})
-            if feats is not None:
-                zf.writestr("audio.npy", npy_bytes(feats.astype(np.float16)))
-            zf.writestr("landmarks.npy", npy_bytes(np.asarray(lmks, np.float32).reshape(-1, 68, 2)))
-            zf.writestr("boxes.npy", npy_bytes(np.asarray(boxes, np.float32).reshape(-1, 3)))
-            zf.writestr("frame_ids.npy", npy_bytes(np.asarray(ids, np.int32)))
-            zf.writestr("meta.json", json.dumps(meta, indent=1, sort_keys=True))
+            write_clip_tracks(zf, np.asarray(lmks), np.asarray(boxes), np.asarray(ids), meta, feats)
     return meta
 
 
