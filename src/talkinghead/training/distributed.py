@@ -64,3 +64,12 @@ def sync_rows(weight: torch.nn.Parameter, rows: torch.Tensor, info: DistInfo) ->
         keep = r >= 0
         grad.index_add_(0, r[keep], g[keep])
     weight.grad.copy_(grad / info.world)
+
+
+def any_rank(flag: bool, info: DistInfo, device: torch.device) -> bool:
+    """True on every process when ``flag`` is true on any (e.g. a time limit), so all of them stop at one step."""
+    if not info.enabled:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)

@@ -48,7 +48,7 @@ from talkinghead.training.checkpoint import (
     restore_rng,
     save_checkpoint,
 )
-from talkinghead.training.distributed import DistInfo, init_distributed, shutdown_distributed, sync_rows
+from talkinghead.training.distributed import DistInfo, any_rank, init_distributed, shutdown_distributed, sync_rows
 from talkinghead.training.visualize import save_grid
 
 
@@ -446,7 +446,8 @@ def _train(cfg: TrainConfig, data_dir: Path, run_dir: Path, resume: bool, progre
                 rows = [sample_row(batch, fake.cpu(), i) for i in range(k)]
                 rows += _val_rows(learner, val_eps, 4)
                 save_grid(run_dir / "samples" / f"step-{step:08d}.png", rows)
-            out_of_time = cfg.max_minutes > 0 and time.perf_counter() - t0 > 60 * cfg.max_minutes
+            out_of_time = cfg.max_minutes > 0 and any_rank(time.perf_counter() - t0 > 60 * cfg.max_minutes, info,
+                                                           device)
             if step % cfg.checkpoint_every == 0 or step == cfg.steps or out_of_time:
                 last_ckpt = checkpoint(step) or last_ckpt
             if out_of_time:
