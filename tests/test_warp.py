@@ -19,6 +19,7 @@ from talkinghead.data.episodes import WarpEpisodeDataset
 from talkinghead.data.examples import astronaut
 from talkinghead.errors import InputError
 from talkinghead.faces.landmarks import detect_landmarks
+from talkinghead.faces.sketch import feature_region
 from talkinghead.faces.warp import identity_grid, tps_grid, warp_image
 from talkinghead.inference.animate import AnimateOptions, Animator
 from talkinghead.inference.source import load_sources
@@ -100,6 +101,38 @@ def test_warp_episodes_and_losses_fall(tiny_dataset: Path) -> None:
     history = [learner.step(batch, i)[0] for i in range(1, 12)]
     assert "d_hinge" in history[0] and "match" in history[0]
     assert history[-1]["l1"] < 0.8 * first["l1"], (first, history[-1])
+
+
+def test_feature_region_covers_eyes_and_mouth_only() -> None:
+    lmk = detect_landmarks(astronaut())
+    mask = feature_region(lmk, astronaut().shape[0])
+    for a, b in ((36, 42), (42, 48), (48, 68)):  # every eye and lip point lies inside
+        assert all(mask[int(round(y)), int(round(x))] == 1 for x, y in lmk[a:b])
+    for i in (0, 8, 16, 27, 30):  # jaw, chin and nose do not
+        x, y = np.round(lmk[i]).astype(int)
+        assert mask[y, x] == 0
+    assert 0.005 < mask.mean() < 0.1
+    assert feature_region(np.full((68, 2), np.nan), 16).min() == 1.0
+
+
+def test_gen_outside_loss_pulls_generated_weight_back_to_the_source(tiny_dataset: Path) -> None:
+    data = PreparedDataset(tiny_dataset, split="train")
+    eps = WarpEpisodeDataset(data, 32, k=2, flip=False, motion_resolution=16)
+    batch = _collate([eps[i] for i in range(2)])
+    assert batch["region"].shape == (2, 1, 16, 16) and 0 < float(batch["region"].mean()) < 0.5
+
+    def run(weight: float) -> tuple[dict[str, float], torch.Tensor]:
+        cfg = train_config("warp", **{**MICRO_WARP, "loss.gen_outside": weight, "adversarial_from": 100})
+        learner = MetaLearner(cfg, len(eps.keys), torch.device("cpu"))
+        with torch.no_grad():  # start from a blend that gives the generated pixels half the weight
+            learner.generator.out.bias.view(6, 4)[5] = 3.0
+        losses = learner.step(batch, 0)[0]
+        return losses, learner.generator.out.bias.grad.view(6, 4)[5].sum()  # d loss / d generated-blend logit
+
+    (free, g_free), (held, g_held) = run(0.0), run(10.0)
+    assert free["gen_outside"] > 0.3  # logged without being trained on
+    assert held["g_total"] == pytest.approx(free["g_total"] + 10.0 * free["gen_outside"], rel=1e-4)
+    assert float(g_held - g_free) > 1.0  # the term pushes the generated pixels' weight down
 
 
 def test_train_cli_warp_preset_resumes(tiny_dataset: Path, tmp_path: Path) -> None:

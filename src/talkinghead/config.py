@@ -142,6 +142,10 @@ class LossConfig:
     """Pixel L1 (warp: keeps colours and the warped source's detail exact; the paper's generator has none)."""
     smoothness: float = 0.0
     """warp: total variation of the learned flow correction (grid units), so it stays a correction."""
+    gen_outside: float = 0.0
+    """warp: the mean blend weight of generated pixels outside the target's eyes and mouth. Without it, targets
+    from another clip (other light, framing) reward a blurred average over the person's own, sharp, warped pixels
+    wherever the warp is uncertain (large head motion); logged as ``gen_outside`` either way."""
     resolution: int = 0
     """Compute the perceptual terms at this side (0 = the model's resolution)."""
     face_every: int = 1

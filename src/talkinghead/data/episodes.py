@@ -15,7 +15,7 @@ from torch.utils.data import Dataset, Sampler
 
 from talkinghead.data.dataset import Clip, PreparedDataset
 from talkinghead.faces.landmarks import mirror_landmarks
-from talkinghead.faces.sketch import draw_sketch
+from talkinghead.faces.sketch import draw_sketch, feature_region
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -117,6 +117,8 @@ class WarpEpisodeDataset(EpisodeDataset):
       person has several clips, from a different clip (other lighting, framing, expression)
     - ``target_sketch``: ``(3, m, m)`` — the target's sketch at the motion resolution
     - ``prior``: ``(K, 2, m, m)`` — the thin-plate backward flow from the target's landmarks to each source's
+    - ``region``: ``(1, m, m)`` — the target's eyes and mouth (:func:`~talkinghead.faces.sketch.feature_region`),
+      where generated pixels are expected; elsewhere the loss ``gen_outside`` asks for the source's own pixels
     - ``video``: the source clip's index (the discriminator's column W_i, matched to the embedding of its frames)
     """
 
@@ -153,8 +155,10 @@ class WarpEpisodeDataset(EpisodeDataset):
         m = self.motion_resolution
         sketches = np.stack([draw_sketch(p, self.resolution) for p in lmk[:-1]])
         target_sketch = draw_sketch(lmk[-1] * (m / self.resolution), m)
+        region = feature_region(lmk[-1] * (m / self.resolution), m)
         prior = prior_grids(lmk[-1:], lmk[:-1], self.resolution, m)[0]
         f = to_tensor(frames)
         return {"frames": f[:-1], "sketches": to_tensor(sketches), "target": f[-1],
                 "target_sketch": to_tensor(target_sketch), "prior": torch.from_numpy(prior),
+                "region": torch.from_numpy(region)[None],
                 "video": torch.tensor(video)}

@@ -57,7 +57,8 @@ class TrainingDiverged(TalkingHeadError):
 
 
 class EmbedGenerate(nn.Module):
-    """E and G as one module (one DDP wrapper): episode → (generated target, ê, flow correction or None)."""
+    """E and G as one module (one DDP wrapper): episode → (generated target, ê, auxiliary maps; warp only:
+    ``flow_delta`` and ``gen_weight``, the blend's weight of generated pixels at the motion resolution)."""
 
     def __init__(self, embedder: Embedder, generator: nn.Module) -> None:
         super().__init__()
@@ -65,10 +66,10 @@ class EmbedGenerate(nn.Module):
         self.generator = generator
 
     def forward(self, frames: torch.Tensor, sketches: torch.Tensor, target_sketch: torch.Tensor,
-                prior: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+                prior: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         if prior is None:  # the paper's generator: sketch + ê
             e = self.embedder(frames, sketches)
-            return self.generator.generate(target_sketch, e), e, None
+            return self.generator.generate(target_sketch, e), e, {}
         # warp-and-refine: ê from downscaled sources steers AdaIN; the sources themselves are warped
         b, k = frames.shape[:2]
         res = self.embedder.cfg.resolution
@@ -77,7 +78,8 @@ class EmbedGenerate(nn.Module):
         gen = self.generator
         feats = [f.reshape(b, k, *f.shape[1:]) for f in gen.encode(frames.flatten(0, 1), sketches.flatten(0, 1))]
         fake, aux = gen(frames, feats, prior, target_sketch, gen.project(e))
-        return fake, e, aux["flow_delta"]
+        gen_weight = area(aux["blend"][:, 2:3], prior.shape[-1])
+        return fake, e, {"flow_delta": aux["flow_delta"], "gen_weight": gen_weight}
 
 
 def area(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -194,7 +196,7 @@ class MetaLearner:
         # generator step (the discriminator's weights are fixed here: frozen, and called outside DDP)
         self.discriminator.requires_grad_(False)
         with self._autocast():
-            fake, e_hat, delta = self._eg_fn(b["frames"], b["sketches"], b["target_sketch"], b.get("prior"))
+            fake, e_hat, aux = self._eg_fn(b["frames"], b["sketches"], b["target_sketch"], b.get("prior"))
         fake32 = fake.float()
         lres = lc.resolution or fake.shape[-1]
         content, parts = self.content(area(fake32, lres), area(real, lres), face=step % max(1, lc.face_every) == 0)
@@ -203,9 +205,14 @@ class MetaLearner:
         if lc.l1 > 0:
             losses["l1"] = F.l1_loss(fake32, real)
             loss_g = loss_g + lc.l1 * losses["l1"]
-        if delta is not None and lc.smoothness > 0:
-            losses["smoothness"] = total_variation(delta.float())
+        if "flow_delta" in aux and lc.smoothness > 0:
+            losses["smoothness"] = total_variation(aux["flow_delta"].float())
             loss_g = loss_g + lc.smoothness * losses["smoothness"]
+        if "gen_weight" in aux and "region" in b:
+            outside = (1.0 - b["region"]) * aux["gen_weight"].float()
+            losses["gen_outside"] = outside.sum() / (1.0 - b["region"]).sum().clamp_min(1.0)
+            if lc.gen_outside > 0:
+                loss_g = loss_g + lc.gen_outside * losses["gen_outside"]
         if adv_on:
             d_in, d_sketch = self._views(torch.cat([fake, real]), b["target_sketch"])
             with self._autocast():
