@@ -10,6 +10,9 @@ Grids follow :func:`torch.nn.functional.grid_sample` with ``align_corners=False`
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import lru_cache
+
 import numpy as np
 
 BORDER_ANCHORS = 5
@@ -73,24 +76,75 @@ def tps_grid(target: np.ndarray, source: np.ndarray, frame_size: int, grid_size:
     ``target``, ``source``: ``(68, 2)`` landmarks in the pixels of a ``frame_size``² frame (the same frame for both:
     e.g. the 256² crop). Non-finite landmarks give the identity grid (no motion). ``smoothing`` regularises the
     spline in normalised units, so noisy landmarks do not fold it.
+
+    This runs per frame (live, animate, training episodes), so the spline is evaluated with what depends only on the
+    grid and the border anchors precomputed (:func:`_grid_basis`): half the time of ``pts + tps_eval(coef, ctrl,
+    pts)``, the same spline in float32 too (the two differ by rounding, < 1e-4: 0.013 px at 256²).
     """
     tgt = np.asarray(target, np.float64)
     src = np.asarray(source, np.float64)
-    ident = identity_grid(grid_size)
     if not (np.isfinite(tgt).all() and np.isfinite(src).all()):
-        return ident
-    anchors = border_anchors(frame_size)
+        return identity_grid(grid_size)
+    basis = _grid_basis(frame_size, grid_size)
     scale = 2.0 / frame_size  # pixels → [-1, 1] with pixel centres at (x + 0.5) * scale - 1
-
-    def norm(p: np.ndarray) -> np.ndarray:
-        return (p + 0.5) * scale - 1.0
-
-    ctrl = norm(np.concatenate([tgt, anchors]))
-    vals = norm(np.concatenate([src, anchors]))
+    moving = (tgt + 0.5) * scale - 1.0
+    ctrl = np.concatenate([moving, basis.anchors])
+    vals = np.concatenate([(src + 0.5) * scale - 1.0, basis.anchors])
     coef = tps_fit(ctrl, vals - ctrl, smoothing)  # fit the displacement: zero where nothing moves
-    pts = ident.reshape(-1, 2).astype(np.float64)
-    out = pts + tps_eval(coef, ctrl, pts)
-    return out.reshape(grid_size, grid_size, 2).astype(np.float32)
+    out = basis.eval(coef, moving)
+    out += basis.points
+    return out.reshape(grid_size, grid_size, 2)
+
+
+@dataclass(frozen=True)
+class _GridBasis:
+    """The parts of the spline's evaluation on one fixed grid that do not depend on the landmarks.
+
+    A spline with control points ``[moving landmarks; fixed anchors]`` evaluated at the grid points is
+    ``U(d²(pts, landmarks)) @ w_landmarks + [U(d²(pts, anchors)), 1, pts] @ [w_anchors; affine]``; the second
+    matrix is ``fixed``. Squared distances come from one small matrix product: ``lifted @ [-2 c; 1; |c|²]``.
+    """
+
+    points: np.ndarray
+    """``(M, 2) float32``: the grid's points (pixel centres in [-1, 1], rows first)."""
+    lifted: np.ndarray
+    """``(M, 4) float32``: ``[x, y, x² + y², 1]`` per point."""
+    fixed: np.ndarray
+    """``(M, A + 3) float32``: the kernel to each border anchor, then ``1, x, y``."""
+    anchors: np.ndarray
+    """``(A, 2) float64``: the border anchors in [-1, 1]."""
+
+    def eval(self, coef: np.ndarray, moving: np.ndarray) -> np.ndarray:
+        """The spline's value ``(M, 2) float32`` at every grid point; ``coef`` ``(P + A + 3, 2)`` from
+        :func:`tps_fit` over ``[moving; anchors]``, ``moving`` ``(P, 2)`` the control points that change per call."""
+        n = len(moving)
+        c = moving.astype(np.float32)
+        rhs = np.empty((4, n), np.float32)
+        rhs[:2] = -2.0 * c.T
+        rhs[2] = 1.0
+        rhs[3] = (c * c).sum(1)
+        u = self.lifted @ rhs  # squared distances (M, P)
+        np.maximum(u, 1e-12, out=u)
+        log = np.log(u)
+        u *= log
+        w = coef.astype(np.float32)
+        return u @ w[:n] + self.fixed @ w[n:]
+
+
+@lru_cache(maxsize=16)
+def _grid_basis(frame_size: float, grid_size: int) -> _GridBasis:
+    """The (cached) :class:`_GridBasis` of a ``grid_size``² grid over a ``frame_size``² frame."""
+    pts = identity_grid(grid_size).reshape(-1, 2)
+    anchors = (border_anchors(frame_size) + 0.5) * (2.0 / frame_size) - 1.0
+    a = anchors.astype(np.float32)
+    d2 = (pts * pts).sum(1)[:, None] + (a * a).sum(1)[None] - 2.0 * (pts @ a.T)
+    np.maximum(d2, 1e-12, out=d2)
+    ones = np.ones((len(pts), 1), np.float32)
+    fixed = np.concatenate([d2 * np.log(d2), ones, pts], 1).astype(np.float32)
+    lifted = np.concatenate([pts, (pts * pts).sum(1, keepdims=True), ones], 1).astype(np.float32)
+    for arr in (pts, lifted, fixed, anchors):
+        arr.flags.writeable = False
+    return _GridBasis(pts, lifted, fixed, anchors)
 
 
 def identity_grid(size: int) -> np.ndarray:
