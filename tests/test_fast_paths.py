@@ -1,13 +1,24 @@
-"""The per-frame fast paths give what the plain computations give: the thin-plate grid with its precomputed
-basis."""
+"""The per-frame fast paths give what the plain computations give: the thin-plate grid with its precomputed basis,
+the generator's channels-last convolutions on the CPU, its pixel shuffle and one-source shortcut, and the backend's
+kept source pick."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 
+from talkinghead.api import train_config
 from talkinghead.assets import driving_motion
+from talkinghead.config import ModelConfig
 from talkinghead.faces.warp import border_anchors, identity_grid, tps_eval, tps_fit, tps_grid
+from talkinghead.inference.backends import TorchBackend
+from talkinghead.models import warp_generator as wg
+from talkinghead.models.bundle import ModelBundle
+from talkinghead.models.factory import build_embedder, build_generator
+from talkinghead.models.warp_generator import WarpGenerator, shuffle2
+from tests.conftest import MICRO_WARP
 
 
 def _plain_tps_grid(target: np.ndarray, source: np.ndarray, frame_size: int, grid_size: int) -> np.ndarray:
@@ -37,3 +48,99 @@ def test_tps_grid_equals_the_plain_evaluation(frame_size: int, grid_size: int) -
     assert np.abs(grid - identity_grid(grid_size)).max() < 1e-3
     grid[:] = 0.0
     assert np.abs(tps_grid(src, src, frame_size, grid_size) - identity_grid(grid_size)).max() < 1e-3
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_shuffle2_is_pixel_shuffle(channels_last: bool) -> None:
+    x = torch.randn(2, 24, 8, 6)
+    x = x.contiguous(memory_format=torch.channels_last) if channels_last else x
+    ours = shuffle2(x)
+    assert ours.is_contiguous() and torch.equal(ours, F.pixel_shuffle(x, 2))
+
+
+def _warp_config(resolution: int = 128, motion: int = 64) -> ModelConfig:
+    """A small warp model at sizes where the generator's CPU upsampling takes its convolution path (32² and up)."""
+    return train_config("warp", **{**MICRO_WARP, "model.resolution": resolution,
+                                   "model.motion_resolution": motion}).model
+
+
+def _perturbed_generator() -> WarpGenerator:
+    torch.manual_seed(0)
+    gen = WarpGenerator(_warp_config()).eval()
+    with torch.no_grad():
+        for p in gen.parameters():  # away from the identity start, so every branch contributes
+            p.add_(torch.randn_like(p) * 0.05)
+    return gen
+
+
+def _generator_inputs(gen: WarpGenerator, b: int,
+                      k: int) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Random arguments for the generator's forward: ``b`` targets, ``k`` sources each."""
+    s, m = gen.cfg.resolution, gen.cfg.motion_resolution
+    images = torch.rand(b, k, 3, s, s) * 2 - 1
+    feats = [f.reshape(b, k, *f.shape[1:]) for f in gen.encode(images.flatten(0, 1), torch.zeros(b * k, 3, s, s))]
+    prior = torch.from_numpy(identity_grid(m).transpose(2, 0, 1))[None, None] + torch.randn(b, k, 2, m, m) * 0.02
+    return images, feats, prior, torch.rand(b, 3, m, m) * 2 - 1, torch.randn(b, gen.psi_dim) * 0.1
+
+
+def test_one_source_shortcut_equals_the_general_fusion(monkeypatch: pytest.MonkeyPatch) -> None:
+    gen = _perturbed_generator()
+    args = _generator_inputs(gen, 2, 1)
+    with torch.no_grad():
+        fast, aux = gen(*args)
+        monkeypatch.setattr(torch.onnx, "is_in_onnx_export", lambda: True)  # the general (exported) graph
+        general, aux_general = gen(*args)
+    assert float((fast - general).abs().max()) < 1e-5
+    assert float((aux["blend"] - aux_general["blend"]).abs().max()) < 1e-5
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_channels_last_convolutions_equal_channels_first(k: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    gen = _perturbed_generator()
+    args = _generator_inputs(gen, 2, k)
+    assert wg.conv_format(torch.device("cpu")) == torch.channels_last
+    with torch.no_grad():
+        fast = gen(*args)[0]
+        monkeypatch.setattr(wg, "conv_format", lambda device: torch.contiguous_format)
+        plain = gen(*args)[0]
+    assert fast.is_contiguous() and fast.shape == plain.shape
+    assert float((fast - plain).abs().max()) < 1e-4  # float32 sums in another order (1e-4: 1/80 of a uint8 step)
+
+
+def test_channels_last_training_step_gives_the_same_gradients(monkeypatch: pytest.MonkeyPatch) -> None:
+    gen = _perturbed_generator().train()
+    images, _, prior, target_sketch, _ = _generator_inputs(gen, 2, 2)
+    sketches, embedding = torch.rand_like(images) * 2 - 1, torch.randn(2, gen.cfg.embed_dim)
+
+    def grads() -> list[torch.Tensor]:  # the whole training forward: encode, P, the generator
+        gen.zero_grad()
+        gen.generate(images, sketches, prior, target_sketch, embedding).square().mean().backward()
+        return [p.grad.clone() for p in gen.parameters() if p.grad is not None]
+
+    fast = grads()
+    monkeypatch.setattr(wg, "conv_format", lambda device: torch.contiguous_format)
+    plain = grads()
+    assert len(fast) == len(plain) > 0
+    for a, b in zip(fast, plain, strict=True):
+        assert float((a - b).abs().max()) <= 1e-4 * (1.0 + float(b.abs().max()))
+
+
+def test_backend_keeps_the_source_pick_without_changing_frames() -> None:
+    torch.manual_seed(0)
+    cfg = _warp_config(64, 32)
+    bundle = ModelBundle(cfg, build_generator(cfg), None, build_embedder(cfg))
+    backend = TorchBackend(bundle, torch.device("cpu"))
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 255, (3, 64, 64, 3), dtype=np.uint8)
+    track, _ = driving_motion()
+    lmk = (track[[0, 60, 120]] * 0.25).astype(np.float32)  # three poses, in the 64² crops' pixels
+    psi = np.zeros((1, bundle.generator.psi_dim), np.float32)
+    backend.set_sources(crops, lmk, psi)
+    targets = (lmk[[0, 1, 2, 0]] + rng.normal(0, 0.5, (4, 68, 2))).astype(np.float32)
+    batch = backend.render(targets)
+    one_by_one = np.concatenate([backend.render(t[None]) for t in targets])  # the pick changes between frames
+    assert np.abs(batch - one_by_one).max() < 1e-5
+    again = backend.render(targets[:1])
+    assert np.array_equal(again, backend.render(targets[:1]))
+    backend.set_sources(255 - crops, lmk, psi)  # other pictures, the same pick: the kept one is dropped
+    assert np.abs(backend.render(targets[:1]) - again).max() > 1e-3

@@ -68,6 +68,8 @@ class TorchBackend:
         self.person = _Person()
         self._feats: list[torch.Tensor] = []
         self._images: torch.Tensor | None = None
+        self._picked: tuple[tuple[int, ...], torch.Tensor, list[torch.Tensor]] | None = None
+        """The last sources picked (indices, images, features): consecutive frames mostly pick the same ones."""
 
     def _t(self, a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(a)).to(self.device, self.dtype)
@@ -96,6 +98,16 @@ class TorchBackend:
         sketches = self._t(sketches_at(landmarks, crops.shape[1], crops.shape[1]))
         self._images = images[None]
         self._feats = [f[None] for f in self.generator.encode(images, sketches)]
+        self._picked = None
+
+    def _pick(self, src: np.ndarray) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The source images ``(1, k, 3, S, S)`` and features of these source indices (kept for the next frame)."""
+        key = tuple(int(i) for i in src)
+        if self._picked is None or self._picked[0] != key:
+            assert self._images is not None
+            j = torch.as_tensor(key, dtype=torch.long, device=self.device)
+            self._picked = (key, self._images[:, j], [f[:, j] for f in self._feats])
+        return self._picked[1], self._picked[2]
 
     @torch.inference_mode()
     def render(self, targets: np.ndarray) -> np.ndarray:
@@ -111,11 +123,11 @@ class TorchBackend:
         m, lmk = self.config.motion_resolution, self.person.landmarks
         out = np.empty((n, 3, res, res), np.float32)
         for src, rows in source_groups(targets, lmk, self.config.fuse_sources):
-            t, j = targets[rows], torch.from_numpy(src).to(self.device)
+            t, (picked, picked_feats) = targets[rows], self._pick(src)
             prior = self._t(prior_grids(t, lmk[src], res, m))
             sketch = self._t(sketches_at(t, res, m))
-            feats = [f[:, j].expand(len(rows), -1, -1, -1, -1) for f in self._feats]
-            images = self._images[:, j].expand(len(rows), -1, -1, -1, -1)
+            feats = [f.expand(len(rows), -1, -1, -1, -1) for f in picked_feats]
+            images = picked.expand(len(rows), -1, -1, -1, -1)
             out[rows] = self.generator(images, feats, prior, sketch, p[: len(rows)])[0].float().cpu().numpy()
         return out
 

@@ -77,6 +77,8 @@ def source_groups(targets: np.ndarray, sources: np.ndarray, k: int) -> list[tupl
     """:func:`nearest_sources`, grouped: ``[(source indices (k,), target rows (n_i,))]`` so each group renders in
     one batch (consecutive video frames mostly share their nearest sources). Source indices are sorted."""
     pick = np.sort(nearest_sources(targets, sources, k), axis=1)
+    if len(pick) == 1:  # one frame (live): np.unique over rows costs more than the rest of the choice
+        return [(pick[0], np.zeros(1, np.intp))]
     keys, inverse = np.unique(pick, axis=0, return_inverse=True)
     return [(keys[g], np.flatnonzero(inverse.reshape(-1) == g)) for g in range(len(keys))]
 
