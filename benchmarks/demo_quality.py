@@ -90,6 +90,27 @@ def face_sharpness(image: np.ndarray, lmk: np.ndarray) -> float:
     return float(lap[face_mask(lmk, image.shape[0], grow=1.0)].var())
 
 
+def blend_weights(anim: Animator, targets: list[np.ndarray]) -> None:
+    """For a warp model: the weight its blend gives generated pixels, over the crop and outside the face, per frame
+    (where the picture can go soft: the person's own warped pixels give way to an average)."""
+    gen = getattr(anim.backend, "generator", None)
+    if gen is None or getattr(gen, "cfg", None) is None or gen.cfg.arch != "warp":
+        return
+    seen: list[np.ndarray] = []
+    hook = gen.register_forward_hook(lambda _m, _i, out: seen.append(out[1]["blend"][:, 2].float().cpu().numpy()))
+    try:
+        anim.render(np.stack(targets))
+    finally:
+        hook.remove()
+    w = np.concatenate(seen)
+    size = w.shape[-1]
+    outside = [float(wi[~face_mask(t * (size / 256), size)].mean()) for wi, t in zip(w, targets, strict=True)]
+    whole = w.reshape(len(w), -1).mean(1)
+    print(f"blend  generated pixels' weight: whole crop mean {whole.mean():.3f} (frame max {whole.max():.3f}); "
+          f"outside the face mean {np.mean(outside):.3f} (frame max {np.max(outside):.3f}, "
+          f"frames 100 / 140: {outside[min(100, len(w) - 1)]:.3f} / {outside[min(140, len(w) - 1)]:.3f})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", help="model file or run folder (default: the shipped model)")
@@ -112,6 +133,7 @@ def main() -> None:
     targets = [step.target(l_ if np.isfinite(l_).all() else None, None) for l_ in track]
     pa = np.stack([piecewise_affine(src.crop, src.landmarks, t) for t in targets])
     score("warp", pa, photo_emb, driving_open, src.crop)
+    blend_weights(anim, targets)
     if args.save_frames:
         d = Path(args.save_frames)
         d.mkdir(parents=True, exist_ok=True)

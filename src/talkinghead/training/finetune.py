@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from talkinghead.config import LossConfig, OptimConfig
 from talkinghead.errors import InputError
+from talkinghead.faces.sketch import feature_region
 from talkinghead.faces.warp import prior_grids, tps_grid, warp_image
 from talkinghead.losses.adversarial import discriminator_hinge, generator_hinge
 from talkinghead.losses.matching import feature_matching
@@ -173,7 +174,8 @@ def warp_episodes(crops: np.ndarray, landmarks: np.ndarray, n: int, rng: np.rand
     with T = 1 (and for a third of the episodes otherwise) the source is an augmented copy of the target shot."""
     t, s = len(crops), crops.shape[1]
     k = min(2, t - 1) if t > 1 else 1
-    out: dict[str, list[np.ndarray]] = {"frames": [], "sketches": [], "target": [], "target_sketch": [], "prior": []}
+    out: dict[str, list[np.ndarray]] = {"frames": [], "sketches": [], "target": [], "target_sketch": [], "prior": [],
+                                        "region": []}
     for _ in range(n):
         j = int(rng.integers(t))
         if t == 1 or rng.random() < 1 / 3:
@@ -188,6 +190,7 @@ def warp_episodes(crops: np.ndarray, landmarks: np.ndarray, n: int, rng: np.rand
         out["target"].append(to_input(crops[j : j + 1])[0])
         out["target_sketch"].append(sketches_at(landmarks[j : j + 1], s, motion_res)[0])
         out["prior"].append(prior_grids(landmarks[j : j + 1], src_l, s, motion_res)[0])
+        out["region"].append(feature_region(landmarks[j] * (motion_res / s), motion_res)[None])
     return {k_: torch.from_numpy(np.stack(v)) for k_, v in out.items()}
 
 
@@ -195,11 +198,12 @@ def _finetune_warp(bundle: ModelBundle, crops: np.ndarray, landmarks: np.ndarray
                    batch_size: int, loss_cfg: LossConfig | None, optim_cfg: OptimConfig | None, seed: int,
                    progress: bool, on_step: Callable[[int, dict[str, float]], None] | None) -> FinetuneResult:
     """The warp generator learns this person: ψ′ (from P·ê) and G's weights, on reconstructions of the shots
-    (pixel L1 + VGG at the training loss resolution). The discriminator is kept as it is."""
+    (pixel L1 + VGG at the training loss resolution, and meta-learning's ``gen_outside`` term, so the blend keeps
+    the person's own pixels outside the eyes and mouth). The discriminator is kept as it is."""
     from talkinghead.training.metalearn import area
 
     cfg = bundle.config
-    loss_cfg = loss_cfg or LossConfig(l1=10.0, face=0.0, resolution=128)
+    loss_cfg = loss_cfg or LossConfig(l1=10.0, face=0.0, resolution=128, gen_outside=2.0)
     optim_cfg = optim_cfg or OptimConfig()
     crops, landmarks = model_crops(bundle, crops, landmarks)
     gen = clone_network(bundle.generator).to(device).train()
@@ -220,10 +224,14 @@ def _finetune_warp(bundle: ModelBundle, crops: np.ndarray, landmarks: np.ndarray
         b = {k: v.to(device) for k, v in warp_episodes(crops, landmarks, batch_size, rng, cfg.motion_resolution).items()}
         n, k = b["frames"].shape[:2]
         feats = [x.reshape(n, k, *x.shape[1:]) for x in gen.encode(b["frames"].flatten(0, 1), b["sketches"].flatten(0, 1))]
-        fake, _ = gen(b["frames"], feats, b["prior"], b["target_sketch"], psi.expand(n, -1))
+        fake, aux = gen(b["frames"], feats, b["prior"], b["target_sketch"], psi.expand(n, -1))
         c, _ = content(area(fake, lres), area(b["target"], lres))
         l1 = F.l1_loss(fake, b["target"])
         loss = c + loss_cfg.l1 * l1
+        if loss_cfg.gen_outside > 0:
+            outside = 1.0 - b["region"]
+            gen_w = area(aux["blend"][:, 2:3], outside.shape[-1])
+            loss = loss + loss_cfg.gen_outside * (outside * gen_w).sum() / outside.sum().clamp_min(1.0)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
