@@ -59,7 +59,7 @@ def test_shuffle2_is_pixel_shuffle(channels_last: bool) -> None:
 
 
 def _warp_config(resolution: int = 128, motion: int = 64) -> ModelConfig:
-    """A small warp model at sizes where the generator's CPU upsampling takes its convolution path (32² and up)."""
+    """A small warp model, by default at 128² with a 64² motion net: every stage of the generator has a few pixels."""
     return train_config("warp", **{**MICRO_WARP, "model.resolution": resolution,
                                    "model.motion_resolution": motion}).model
 
