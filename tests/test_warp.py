@@ -203,6 +203,14 @@ def test_finetune_warp_reduces_reconstruction_error(micro_warp_model: Path, astr
     assert after < 0.97 * before, (before, after)
 
 
+def test_one_shot_finetune_episodes_include_the_shot_itself(astronaut_png: Path) -> None:
+    face = load_sources([astronaut_png])[0]
+    eps = warp_episodes(face.crop[None], face.landmarks[None], 40, np.random.default_rng(0), 16)
+    same = [bool(torch.equal(eps["frames"][i, 0], eps["target"][i])) for i in range(40)]
+    assert 3 <= sum(same) <= 20  # about a quarter: still pixels stay still; the rest are augmented copies
+    assert eps["region"].shape == (40, 1, 16, 16)
+
+
 def _recon_l1(person, b: dict[str, torch.Tensor]) -> float:
     gen = person.generator.eval()
     n, k = b["frames"].shape[:2]

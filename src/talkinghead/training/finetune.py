@@ -171,14 +171,18 @@ def augment(image: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator) 
 def warp_episodes(crops: np.ndarray, landmarks: np.ndarray, n: int, rng: np.random.Generator,
                   motion_res: int) -> dict[str, torch.Tensor]:
     """``n`` fine-tuning episodes from T shots: with T > 1, a shot is the target and up to two others the sources;
-    with T = 1 (and for a third of the episodes otherwise) the source is an augmented copy of the target shot."""
+    with T = 1 (and for a third of the episodes otherwise) the source is an augmented copy of the target shot, and
+    with T = 1 a quarter of the episodes give the shot itself as its source (without them, 20 steps on augmented
+    copies alone unlearnt keeping still pixels still: a near-still validation identity fell from 49.1 to 37.8 dB)."""
     t, s = len(crops), crops.shape[1]
     k = min(2, t - 1) if t > 1 else 1
     out: dict[str, list[np.ndarray]] = {"frames": [], "sketches": [], "target": [], "target_sketch": [], "prior": [],
                                         "region": []}
     for _ in range(n):
         j = int(rng.integers(t))
-        if t == 1 or rng.random() < 1 / 3:
+        if t == 1 and rng.random() < 1 / 4:  # the shot itself: what did not move stays exactly as it was
+            src, src_l = crops[[j] * k], landmarks[[j] * k]
+        elif t == 1 or rng.random() < 1 / 3:
             pairs = [augment(crops[j], landmarks[j], rng) for _ in range(k)]
             src = np.stack([p[0] for p in pairs])
             src_l = np.stack([p[1] for p in pairs])
