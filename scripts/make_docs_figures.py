@@ -36,7 +36,8 @@ def plot_losses(run: Path, out: Path) -> None:
 
     recs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    groups = (["content", "l1"], ["feature_matching", "match", "smoothness"], ["d_hinge", "d_real", "d_fake", "adversarial"])
+    groups = (["content", "l1"], ["feature_matching", "match", "smoothness", "gen_outside"],
+              ["d_hinge", "d_real", "d_fake", "adversarial"])
     for ax, group in zip(axes, groups):
         for k in group:
             have = [(r["step"], r[k]) for r in recs if k in r]
@@ -50,9 +51,12 @@ def plot_losses(run: Path, out: Path) -> None:
             smooth = np.convolve(ys, np.ones(w) / w, mode="valid")
             ax.plot(xs[w - 1 :], smooth, label=k)
         ax.set_xlabel("step")
+        if not ax.lines:  # e.g. a run without the adversarial phase
+            ax.set_axis_off()
+            continue
         ax.legend()
         ax.grid(alpha=0.3)
-    fig.suptitle(f"{run.name}: losses (moving average over {len(recs)} log points)")
+    fig.suptitle(f"{run.name}: losses ({len(recs)} log points, moving average over 1/50 of them)")
     fig.tight_layout()
     fig.savefig(out, dpi=80)
 
