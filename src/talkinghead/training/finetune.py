@@ -23,6 +23,7 @@ from talkinghead.errors import InputError
 from talkinghead.faces.sketch import feature_region
 from talkinghead.faces.warp import prior_grids, tps_grid, warp_image
 from talkinghead.losses.adversarial import discriminator_hinge, generator_hinge
+from talkinghead.losses.blend import generated_outside
 from talkinghead.losses.matching import feature_matching
 from talkinghead.losses.perceptual import ContentLoss
 from talkinghead.models.bundle import ModelBundle, clone_network
@@ -233,9 +234,7 @@ def _finetune_warp(bundle: ModelBundle, crops: np.ndarray, landmarks: np.ndarray
         l1 = F.l1_loss(fake, b["target"])
         loss = c + loss_cfg.l1 * l1
         if loss_cfg.gen_outside > 0:
-            outside = 1.0 - b["region"]
-            gen_w = area(aux["blend"][:, 2:3], outside.shape[-1])
-            loss = loss + loss_cfg.gen_outside * (outside * gen_w).sum() / outside.sum().clamp_min(1.0)
+            loss = loss + loss_cfg.gen_outside * generated_outside(aux["blend"], b["region"])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -35,6 +35,7 @@ from talkinghead.data.episodes import EpisodeDataset, SampleNumbers, WarpEpisode
 from talkinghead.errors import InputError, TalkingHeadError
 from talkinghead.io.atomic import atomic_write_text
 from talkinghead.losses.adversarial import discriminator_hinge, generator_hinge
+from talkinghead.losses.blend import generated_outside
 from talkinghead.losses.matching import embedding_match, feature_matching
 from talkinghead.losses.perceptual import ContentLoss
 from talkinghead.models.discriminator import VideoEmbeddings
@@ -58,7 +59,7 @@ class TrainingDiverged(TalkingHeadError):
 
 class EmbedGenerate(nn.Module):
     """E and G as one module (one DDP wrapper): episode → (generated target, ê, auxiliary maps; warp only:
-    ``flow_delta`` and ``gen_weight``, the blend's weight of generated pixels at the motion resolution)."""
+    ``flow_delta`` and ``blend``, see :class:`~talkinghead.models.warp_generator.WarpGenerator`)."""
 
     def __init__(self, embedder: Embedder, generator: nn.Module) -> None:
         super().__init__()
@@ -78,8 +79,7 @@ class EmbedGenerate(nn.Module):
         gen = self.generator
         feats = [f.reshape(b, k, *f.shape[1:]) for f in gen.encode(frames.flatten(0, 1), sketches.flatten(0, 1))]
         fake, aux = gen(frames, feats, prior, target_sketch, gen.project(e))
-        gen_weight = area(aux["blend"][:, 2:3], prior.shape[-1])
-        return fake, e, {"flow_delta": aux["flow_delta"], "gen_weight": gen_weight}
+        return fake, e, {"flow_delta": aux["flow_delta"], "blend": aux["blend"]}
 
 
 def area(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -208,9 +208,8 @@ class MetaLearner:
         if "flow_delta" in aux and lc.smoothness > 0:
             losses["smoothness"] = total_variation(aux["flow_delta"].float())
             loss_g = loss_g + lc.smoothness * losses["smoothness"]
-        if "gen_weight" in aux and "region" in b:
-            outside = (1.0 - b["region"]) * aux["gen_weight"].float()
-            losses["gen_outside"] = outside.sum() / (1.0 - b["region"]).sum().clamp_min(1.0)
+        if "blend" in aux and "region" in b:
+            losses["gen_outside"] = generated_outside(aux["blend"], b["region"])
             if lc.gen_outside > 0:
                 loss_g = loss_g + lc.gen_outside * losses["gen_outside"]
         if adv_on:

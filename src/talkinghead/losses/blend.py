@@ -1,0 +1,21 @@
+"""The warp generator's blend: how much of the picture it paints itself where the source's own pixels should stay."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def generated_outside(blend: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
+    """Mean weight of the generated pixels outside ``region``.
+
+    ``blend`` ``(B, 3, S, S)``: the per-pixel softmax over (warped source, unwarped source, generated); ``region``
+    ``(B, 1, m, m)`` in {0, 1}: where generating is expected (the target's eyes and mouth,
+    :func:`talkinghead.faces.sketch.feature_region`). The weight is area-averaged to ``m``² first.
+    """
+    m = region.shape[-1]
+    weight = blend[:, 2:3].float()
+    if weight.shape[-1] != m:
+        weight = F.interpolate(weight, size=(m, m), mode="area")
+    outside = 1.0 - region
+    return (outside * weight).sum() / outside.sum().clamp_min(1.0)
