@@ -203,6 +203,25 @@ def test_finetune_warp_reduces_reconstruction_error(micro_warp_model: Path, astr
     assert after < 0.97 * before, (before, after)
 
 
+@pytest.mark.parametrize("parts", ["decoder", "adain"])
+def test_finetune_parts_keep_the_rest_meta_learned(micro_warp_model: Path, astronaut_png: Path, parts: str) -> None:
+    bundle = load_bundle(micro_warp_model)
+    face = load_sources([astronaut_png])[0]
+    optim = train_config("warp", **{"optim.lr_g": 1e-3}).optim
+    base = finetune(bundle, face.crop[None], face.landmarks[None], steps=0, progress=False).bundle
+    tuned = finetune(bundle, face.crop[None], face.landmarks[None], steps=3, progress=False, batch_size=2,
+                     optim_cfg=optim, parts=parts).bundle
+    before, after = base.generator.state_dict(), tuned.generator.state_dict()
+    changed = {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])}
+    if parts == "decoder":
+        assert changed and not changed & {"encoder", "motion", "project"}, changed
+    else:
+        assert not changed
+    assert not torch.equal(base.psi, tuned.psi)  # the person's AdaIN parameters learn in every mode
+    with pytest.raises(InputError, match="unknown fine-tuning parts"):
+        finetune(bundle, face.crop[None], face.landmarks[None], steps=1, progress=False, parts="flow")
+
+
 def test_one_shot_finetune_episodes_include_the_shot_itself(astronaut_png: Path) -> None:
     face = load_sources([astronaut_png])[0]
     eps = warp_episodes(face.crop[None], face.landmarks[None], 40, np.random.default_rng(0), 16)

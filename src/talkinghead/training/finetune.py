@@ -30,6 +30,7 @@ from talkinghead.models.bundle import ModelBundle, clone_network
 from talkinghead.models.inputs import embedder_inputs, model_crops, sketches_at, to_input
 
 _CONTENT: dict[str, ContentLoss] = {}
+FINETUNE_PARTS = ("all", "decoder", "adain")
 
 
 def content_loss(cfg: LossConfig) -> ContentLoss:
@@ -57,7 +58,10 @@ def default_steps(n_sources: int, arch: str = "synthesis") -> int:
     - ``warp``: 20. Fine-tuning measured no gain over feed-forward (step-750 model, L1 at 256²: T = 1 0.0565 FF,
       0.0567 after 20 steps, 0.0570 after 50; T = 8 0.0533, 0.0535, 0.0536; 30 steps at a 6x higher learning rate:
       0.0537): the warped source already carries the person. 20 steps (about a minute on a CPU) keep a person file
-      close to the meta-learned model.
+      close to the meta-learned model. What learns (``benchmarks/finetune_parts.py``, shipped model, the
+      evaluation's validation targets, 20 steps, SSIM / PSNR): T = 1 FF 0.8051 / 27.02, all of G 0.8012 / 26.32,
+      G without encoder and motion network 0.8039 / 26.24, ψ′ alone 0.8051 / 27.02 (it barely moves); T = 8 FF
+      0.8123 / 27.53, all 0.8100 / 27.38, decoder 0.8117 / 27.56, ψ′ 0.8123 / 27.53. The decoder is the default.
     """
     if arch == "warp":
         return 20
@@ -76,17 +80,27 @@ def finetune(
     seed: int = 0,
     progress: bool = True,
     on_step: Callable[[int, dict[str, float]], None] | None = None,
+    parts: str | None = None,
 ) -> FinetuneResult:
     """Fine-tune on T source crops ``(T, S0, S0, 3) uint8`` with their landmarks ``(T, 68, 2)`` (crop pixels).
 
-    Returns a new bundle of kind "person" (the input bundle is not modified).
+    ``parts`` (warp generator only): what learns the person: ``all`` (G's weights and ψ′), ``decoder`` (G without
+    its source encoder and motion network, so the flow and masks stay meta-learned: the default, see
+    :func:`default_steps`) or ``adain`` (ψ′ alone). Returns a new bundle of kind "person" (the input bundle is not
+    modified).
     """
+    if parts is None:
+        parts = "decoder" if bundle.config.arch == "warp" else "all"
+    if parts not in FINETUNE_PARTS:
+        raise InputError(f"unknown fine-tuning parts {parts!r} (choose from {', '.join(FINETUNE_PARTS)})")
     if bundle.embedder is None or bundle.discriminator is None:
         raise InputError("fine-tuning needs a meta-learned model with its embedder and discriminator")
     device = torch.device(device)
     if bundle.config.arch == "warp":
         return _finetune_warp(bundle, crops, landmarks, steps, device, batch_size, loss_cfg, optim_cfg, seed,
-                              progress, on_step)
+                              progress, on_step, parts)
+    if parts != "all":
+        raise InputError("only the warp generator fine-tunes parts of itself (parts='all' for this model)")
     loss_cfg = loss_cfg or LossConfig()
     optim_cfg = optim_cfg or OptimConfig()
     res = bundle.config.resolution
@@ -201,8 +215,9 @@ def warp_episodes(crops: np.ndarray, landmarks: np.ndarray, n: int, rng: np.rand
 
 def _finetune_warp(bundle: ModelBundle, crops: np.ndarray, landmarks: np.ndarray, steps: int, device: torch.device,
                    batch_size: int, loss_cfg: LossConfig | None, optim_cfg: OptimConfig | None, seed: int,
-                   progress: bool, on_step: Callable[[int, dict[str, float]], None] | None) -> FinetuneResult:
-    """The warp generator learns this person: ψ′ (from P·ê) and G's weights, on reconstructions of the shots
+                   progress: bool, on_step: Callable[[int, dict[str, float]], None] | None,
+                   parts: str = "all") -> FinetuneResult:
+    """The warp generator learns this person: ψ′ (from P·ê) and G's weights (those ``parts`` names), on reconstructions of the shots
     (pixel L1 + VGG at the training loss resolution, and meta-learning's ``gen_outside`` term, so the blend keeps
     the person's own pixels outside the eyes and mouth). The discriminator is kept as it is."""
     from talkinghead.training.metalearn import area
@@ -218,6 +233,11 @@ def _finetune_warp(bundle: ModelBundle, crops: np.ndarray, landmarks: np.ndarray
         e_hat = emb.embed_frames(torch.from_numpy(f).to(device), torch.from_numpy(sk).to(device)).mean(0, keepdim=True)
         psi = nn.Parameter(gen.project(e_hat).detach().clone())
     gen.project.requires_grad_(False)
+    if parts == "decoder":
+        gen.encoder.requires_grad_(False)
+        gen.motion.requires_grad_(False)
+    elif parts == "adain":
+        gen.requires_grad_(False)
     opt = torch.optim.Adam([p for p in gen.parameters() if p.requires_grad] + [psi], lr=optim_cfg.lr_g,
                            betas=(optim_cfg.beta1, optim_cfg.beta2))
     content = content_loss(loss_cfg).to(device)
