@@ -217,9 +217,10 @@ def _finetune_warp(bundle: ModelBundle, crops: np.ndarray, landmarks: np.ndarray
                    batch_size: int, loss_cfg: LossConfig | None, optim_cfg: OptimConfig | None, seed: int,
                    progress: bool, on_step: Callable[[int, dict[str, float]], None] | None,
                    parts: str = "all") -> FinetuneResult:
-    """The warp generator learns this person: ψ′ (from P·ê) and G's weights (those ``parts`` names), on reconstructions of the shots
-    (pixel L1 + VGG at the training loss resolution, and meta-learning's ``gen_outside`` term, so the blend keeps
-    the person's own pixels outside the eyes and mouth). The discriminator is kept as it is."""
+    """The warp generator learns this person: ψ′ (from P·ê) and the G weights that ``parts`` names, on
+    reconstructions of the shots (pixel L1 + VGG at the training loss resolution, and meta-learning's
+    ``gen_outside`` term, so the blend keeps the person's own pixels outside the eyes and mouth). The discriminator
+    is kept as it is."""
     from talkinghead.training.metalearn import area
 
     cfg = bundle.config
