@@ -17,8 +17,8 @@ import torch
 
 from talkinghead.errors import InputError
 from talkinghead.faces.warp import prior_grids
-from talkinghead.models.bundle import ModelBundle, bake_spectral_norm, clone_network
 from talkinghead.inference.source import source_groups
+from talkinghead.models.bundle import ModelBundle, bake_spectral_norm, clone_network
 from talkinghead.models.inputs import embedder_inputs, model_crops, sketches_at, to_input
 
 __all__ = ["Backend", "OnnxBackend", "TorchBackend", "embedder_inputs", "make_backend", "pick_device"]
