@@ -144,3 +144,21 @@ def test_backend_keeps_the_source_pick_without_changing_frames() -> None:
     assert np.array_equal(again, backend.render(targets[:1]))
     backend.set_sources(255 - crops, lmk, psi)  # other pictures, the same pick: the kept one is dropped
     assert np.abs(backend.render(targets[:1]) - again).max() > 1e-3
+
+
+@pytest.mark.parametrize("smooth", [True, False])
+def test_blend_has_no_pixel_shuffle_stripes(smooth: bool) -> None:
+    """Pixel shuffle turns a difference between the output conv's four sub-pixel channels into a 2-pixel stripe
+    pattern; in the blend that alternates rows of the moved and the unmoved source (seen after a far head turn).
+    The fixed binomial filter on the logits (``model.smooth_blend``) takes it out; without it, it stays."""
+    gen = _perturbed_generator()
+    gen.cfg.smooth_blend = smooth
+    with torch.no_grad():
+        gen.out.weight.zero_()
+        bias = torch.zeros(6, 4)
+        bias[3] = torch.tensor([3.0, 3.0, -3.0, -3.0])  # warped-source logit: high on even rows, low on odd rows
+        gen.out.bias.copy_(bias.flatten())
+        _, aux = gen(*_generator_inputs(gen, 1, 1))
+    rows = aux["blend"][0, 0, 4:-4, 4:-4].mean(1)  # warped weight per row, away from the padded border
+    stripes = float((rows[::2] - rows[1::2]).abs().mean())
+    assert (stripes < 0.02) if smooth else (stripes > 0.3), stripes

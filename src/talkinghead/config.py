@@ -97,6 +97,10 @@ class ModelConfig:
     """warp: the unwarped source is a candidate only where the landmark flow moves the content by less than this
     (pixels of the output; it fades out linearly up to there; 0 = everywhere). A fixed rule, not learned: without it
     a head that moved further than training showed is drawn twice (moved, and faintly where it was)."""
+    smooth_blend: bool = True
+    """warp: the blend's logits pass a fixed 3x3 binomial filter before the softmax. Pixel shuffle otherwise can
+    leave a 2-pixel stripe pattern in them, which shows where the blend mixes the moved and the unmoved source
+    (alternate rows from each) after a far head turn. Not learned and not stored: older model files use it too."""
     fuse_sources: int = 2
     """warp, at inference: each frame is rendered from this many sources whose landmarks are nearest its target
     (the fewest pixels to move; 0 = all). Training fuses ``k`` sources, so more than that at once only averages

@@ -142,6 +142,9 @@ class WarpGenerator(nn.Module):
             bias[4] = 0.0  # unwarped source
             bias[5] = -1.0  # generated
             self.out.bias.copy_(bias.flatten())
+        binomial = torch.tensor([1.0, 2.0, 1.0]) / 4.0
+        self.register_buffer("smooth_kernel", (binomial[:, None] * binomial[None, :]).expand(3, 1, 3, 3).clone(),
+                             persistent=False)
         self._splits = [b.n_params for b in self.blocks]
         self.psi_dim = sum(self._splits)
         layers: list[nn.Module] = []
@@ -209,7 +212,10 @@ class WarpGenerator(nn.Module):
         h = act(self.dec1a(torch.cat([h, fused[0]], 1)))
         out = shuffle2(self.out(h))  # (B, 6, S, S)
         generated = torch.tanh(out[:, :3])
-        blend = torch.softmax(out[:, 3:6], dim=1)
+        logits = out[:, 3:6]
+        if self.cfg.smooth_blend:  # pixel shuffle leaves a 2-pixel stripe pattern in the logits: alternating rows
+            logits = F.conv2d(F.pad(logits, (1, 1, 1, 1), mode="replicate"), self.smooth_kernel, groups=3)
+        blend = torch.softmax(logits, dim=1)
         full_grid = _resize_grid(grid, s)
         warped = F.grid_sample(flat, full_grid, mode="bilinear", padding_mode="border", align_corners=False)
         conf_full = _resize_opt(conf, s)
