@@ -37,7 +37,6 @@ from talkinghead.evaluation.baselines import get_baseline
 from talkinghead.evaluation.protocol import CROP_SIZE, generate, load_identities
 from talkinghead.faces.warp import tps_grid, warp_image
 from talkinghead.inference.animate import Animator
-from talkinghead.inference.retarget import apply, similarity
 from talkinghead.models.bundle import load_model
 
 COLUMNS = ("ours", "warp", "oracle face", "warp face", "face: ours", "face: warp", "face: thin-plate",
@@ -74,10 +73,7 @@ def main() -> None:
     rows: dict[str, list[list[float]]] = defaultdict(list)
     for person in people:
         faces = person.sources(args.shots)
-        mat = similarity(person.driving_landmarks[0], faces[0].landmarks)
-        targets = np.stack([apply(mat, p) for p in person.driving_landmarks])
-        real = np.stack([cv2.warpAffine(f, mat, (CROP_SIZE, CROP_SIZE), flags=cv2.INTER_LINEAR,
-                                        borderMode=cv2.BORDER_REPLICATE) for f in person.driving])
+        targets, real = person.self_targets(faces[0])
         anim = Animator(bundle, device="cpu")
         anim.set_faces(faces, 0, progress=False)
         ours, base = generate(anim, targets), warp(faces, targets)

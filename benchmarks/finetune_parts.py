@@ -16,15 +16,13 @@ from __future__ import annotations
 import argparse
 from collections import defaultdict
 
-import cv2
 import numpy as np
 import torch
 
 from talkinghead.data.dataset import PreparedDataset
 from talkinghead.evaluation import metrics as M
-from talkinghead.evaluation.protocol import CROP_SIZE, generate, load_identities
+from talkinghead.evaluation.protocol import generate, load_identities
 from talkinghead.inference.animate import Animator
-from talkinghead.inference.retarget import apply, similarity
 from talkinghead.models.bundle import load_model
 from talkinghead.training.finetune import finetune
 
@@ -53,10 +51,7 @@ def main() -> None:
     for t in shots:
         for person in people:
             faces = person.sources(t)
-            mat = similarity(person.driving_landmarks[0], faces[0].landmarks)
-            targets = np.stack([apply(mat, p) for p in person.driving_landmarks])
-            real = np.stack([cv2.warpAffine(f, mat, (CROP_SIZE, CROP_SIZE), flags=cv2.INTER_LINEAR,
-                                            borderMode=cv2.BORDER_REPLICATE) for f in person.driving])
+            targets, real = person.self_targets(faces[0])
             cells, seconds = [], []
             for method in methods:
                 model = bundle

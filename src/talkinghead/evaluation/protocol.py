@@ -73,6 +73,16 @@ class Identity:
         return [SourceFace(self.source_pool[i], box, self.source_pool[i], self.pool_landmarks[i],
                            f"{self.source_clip}#{self.pool_ids[i]}") for i in pick]
 
+    def self_targets(self, source: SourceFace) -> tuple[np.ndarray, np.ndarray]:
+        """Self-reenactment targets for ``source``: the driver's own landmarks aligned onto it (one similarity, fitted
+        on the first driving frame) ``(F, 68, 2)``, and the real driving frames warped alike ``(F, 256, 256, 3)``,
+        the ground truth."""
+        mat = similarity(self.driving_landmarks[0], source.landmarks)
+        targets = np.stack([apply(mat, p) for p in self.driving_landmarks])
+        real = np.stack([cv2.warpAffine(f, mat, (CROP_SIZE, CROP_SIZE), flags=cv2.INTER_LINEAR,
+                                        borderMode=cv2.BORDER_REPLICATE) for f in self.driving])
+        return targets, real
+
 
 @dataclass
 class EvaluationResult:
@@ -260,10 +270,7 @@ def evaluate(model: str | Path | ModelBundle | None, data_root: str | Path, spli
             faces = person.sources(t)
             src = faces[0]
             # --- self-reenactment: align the driver's own landmarks onto the source, warp the real frame alike
-            mat = similarity(person.driving_landmarks[0], src.landmarks)
-            targets = np.stack([apply(mat, p) for p in person.driving_landmarks])
-            real = np.stack([cv2.warpAffine(f, mat, (CROP_SIZE, CROP_SIZE), flags=cv2.INTER_LINEAR,
-                                            borderMode=cv2.BORDER_REPLICATE) for f in person.driving])
+            targets, real = person.self_targets(src)
             real_emb = [embeds.get(f"{person.name}/real/{t}/{i}", r, tg)
                         for i, (r, tg) in enumerate(zip(real, targets, strict=True))]
             shown: dict[str, np.ndarray] = {}

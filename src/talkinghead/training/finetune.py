@@ -216,7 +216,7 @@ def warp_episodes(crops: np.ndarray, landmarks: np.ndarray, n: int, rng: np.rand
 def _finetune_warp(bundle: ModelBundle, crops: np.ndarray, landmarks: np.ndarray, steps: int, device: torch.device,
                    batch_size: int, loss_cfg: LossConfig | None, optim_cfg: OptimConfig | None, seed: int,
                    progress: bool, on_step: Callable[[int, dict[str, float]], None] | None,
-                   parts: str = "all") -> FinetuneResult:
+                   parts: str) -> FinetuneResult:
     """The warp generator learns this person: ψ′ (from P·ê) and the G weights that ``parts`` names, on
     reconstructions of the shots (pixel L1 + VGG at the training loss resolution, and meta-learning's
     ``gen_outside`` term, so the blend keeps the person's own pixels outside the eyes and mouth). The discriminator
