@@ -1,9 +1,9 @@
 """Figures for docs/: training curves and result frames of the shipped model (needs ../shared/corpus).
 
-    .venv/bin/python scripts/make_docs_figures.py --run runs/tiny-cpu [--finetune-steps 60]
+    .venv/bin/python scripts/make_docs_figures.py [--run runs/tiny-cpu] [--finetune-steps 60]
 
-Writes docs/training_losses.png (from RUN/metrics.jsonl), copies the run's first and last sample grids, and
-animates (a) a validation identity of the corpus (source: one frame of one clip; driving: another clip of the same
+With ``--run``, writes docs/training_losses.png (from RUN/metrics.jsonl) and copies the run's first and last sample
+grids (without it, those figures are left as they are). Always animates (a) a validation identity of the corpus (source: one frame of one clip; driving: another clip of the same
 person; real frames shown for comparison) feed-forward and fine-tuned, and (b) a painting driven by a validation
 clip. Frames are PNG grids: driving (= real, for the same person) | feed-forward | fine-tuned.
 """
@@ -88,14 +88,7 @@ def animate_pair(source: str | Path, driving: Path, ft_steps: int, tmp: Path, pi
     return frames_grid(rows)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--run", required=True)
-    ap.add_argument("--finetune-steps", type=int, default=60)
-    ap.add_argument("--model", help="model to animate with (default: the shipped one)")
-    args = ap.parse_args()
-    run, docs = Path(args.run), ROOT / "docs"
-    docs.mkdir(exist_ok=True)
+def training_figures(run: Path, docs: Path) -> None:
     plot_losses(run, docs / "training_losses.png")
     samples = sorted((run / "samples").glob("*.png"))
     if samples:
@@ -105,6 +98,18 @@ def main() -> None:
             shutil.copy(samples[0], first)
         elif first.exists():  # a run with one sample grid (e.g. a short GPU run): no stale grid of another run
             first.unlink()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", help="the training run whose losses and sample grids to show (default: leave them)")
+    ap.add_argument("--finetune-steps", type=int, default=60)
+    ap.add_argument("--model", help="model to animate with (default: the shipped one)")
+    args = ap.parse_args()
+    docs = ROOT / "docs"
+    docs.mkdir(exist_ok=True)
+    if args.run:
+        training_figures(Path(args.run), docs)
     tmp = Path(tempfile.mkdtemp())
     w9 = CORPUS / "videos" / "mead_W009"
     src = w9 / "dreamtalk__W009_front_neutral_level1_001.mp4"

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -107,6 +108,19 @@ def test_crop_box_and_coordinates() -> None:
 
     edge = crop_image(img, CropBox(-100, -100, 300), 128)
     assert edge.shape == (128, 128, 3)
+
+
+def test_crop_outside_the_photo_is_smooth_not_streaked() -> None:
+    """A tight headshot: the box reaches past the photo's top. The photo's own pixels stay as they were; what is
+    outside has no streaks (repeated border pixels would keep the edge row's left-right detail all the way up)."""
+    from talkinghead.faces.crop import CropBox
+
+    img = astronaut()  # 512², textured hair and background along the top rows
+    crop = crop_image(img, CropBox(0, -128, 512), 256).astype(np.float32)  # the top quarter is outside
+    inside = cv2.resize(img[:384], (256, 192), interpolation=cv2.INTER_AREA).astype(np.float32)
+    assert np.abs(crop[64 + 8 :] - inside[8:]).max() <= 1.0  # rows well inside: unchanged (rounding of the resize)
+    detail = lambda rows: float(np.abs(np.diff(rows, axis=1)).mean())  # noqa: E731
+    assert detail(crop[:48]) < 0.25 * detail(inside[:16]), (detail(crop[:48]), detail(inside[:16]))
 
 
 def test_sketch_parts_colours_and_width() -> None:

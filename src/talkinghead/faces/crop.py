@@ -42,7 +42,11 @@ def face_crop_box(landmarks: np.ndarray, margin: float = 1.9, shift_up: float = 
 
 
 def crop_image(frame: np.ndarray, box: CropBox, size: int) -> np.ndarray:
-    """Cut ``box`` out of ``frame`` and resize to ``(size, size)``; parts outside the frame repeat its border."""
+    """Cut ``box`` out of ``frame`` and resize to ``(size, size)``.
+
+    Parts of the box outside the frame (a tight headshot: the face fills the photo, the box is wider) are filled
+    by :func:`_fill_outside`: the border's colours, smoothed more the further out, not repeated border pixels
+    (those show as streaks the length of the padding, which the warp then moves with the head)."""
     h, w = frame.shape[:2]
     x0, y0 = int(round(box.x0)), int(round(box.y0))
     side = max(1, int(round(box.side)))
@@ -52,10 +56,43 @@ def crop_image(frame: np.ndarray, box: CropBox, size: int) -> np.ndarray:
     if any(pad):
         if region.size == 0:
             region = np.zeros((side, side) + frame.shape[2:], dtype=frame.dtype)
+            pad = (0, 0, 0, 0)
         else:
             region = cv2.copyMakeBorder(region, *pad, borderType=cv2.BORDER_REPLICATE)
     interp = cv2.INTER_AREA if side > size else cv2.INTER_CUBIC
-    return cv2.resize(region, (size, size), interpolation=interp)
+    out = cv2.resize(region, (size, size), interpolation=interp)
+    if any(pad):
+        k = size / side
+        top, bottom, left, right = (int(round(p * k)) for p in pad)
+        out = _fill_outside(out, top, size - bottom, left, size - right)
+    return out
+
+
+FILL_BLUR = 0.05
+"""Blur (σ, in crop sides) of the fill outside the frame where it is smoothest."""
+FILL_RAMP = 0.02
+"""Distance (in crop sides) over which the fill goes from the repeated border to the blurred colours."""
+
+
+def _fill_outside(crop: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+    """Replace the pixels of ``crop`` outside rows ``y0:y1`` and columns ``x0:x1`` (the frame's part) by its
+    repeated border blended into a strong blur of it with the distance from the frame: smooth colour, no streaks,
+    no mirrored features. The frame's own pixels are returned unchanged."""
+    size = crop.shape[0]
+    inside = np.zeros(crop.shape[:2], np.uint8)
+    inside[max(0, y0) : max(0, y1), max(0, x0) : max(0, x1)] = 1
+    if inside.all() or not inside.any():
+        return crop
+    dist = cv2.distanceTransform(1 - inside, cv2.DIST_L2, 3)
+    alpha = np.clip(dist / max(1.0, FILL_RAMP * size), 0.0, 1.0)
+    blurred = cv2.GaussianBlur(crop, (0, 0), sigmaX=max(1.0, FILL_BLUR * size), borderType=cv2.BORDER_REPLICATE)
+    a = alpha.reshape(alpha.shape + (1,) * (crop.ndim - 2))
+    mixed = crop.astype(np.float32) * (1.0 - a) + blurred.astype(np.float32) * a
+    if np.issubdtype(crop.dtype, np.integer):
+        mixed = np.clip(np.rint(mixed), np.iinfo(crop.dtype).min, np.iinfo(crop.dtype).max)
+    out = mixed.astype(crop.dtype)
+    out[inside.astype(bool)] = crop[inside.astype(bool)]
+    return out
 
 
 def to_crop_coords(points: np.ndarray, box: CropBox, size: int) -> np.ndarray:
