@@ -72,3 +72,14 @@ def test_config_layers(tmp_path: Path) -> None:
     assert (t.compile, t.amp) == ("on", "off")
     r = run("prepare", str(tmp_path), "--out", str(tmp_path / "ds"), "--set", "sise=3")
     assert r.returncode == 2 and "unknown key(s) sise" in r.stderr
+
+
+@pytest.mark.parametrize("out,extra,words", [("o.gif", [], "name it .mp4"), ("o.webm", [], "not a .webm file"),
+                                             ("o.mp4", ["--size", "7"], "64 to 2048 pixels, got 7")])
+def test_animate_output_it_cannot_write_exit_2_before_work(astronaut_png: Path, astronaut_mp4: Path, tmp_path: Path,
+                                                            out: str, extra: list[str], words: str) -> None:
+    """An output named .gif used to receive an MP4 under that name, and --size 7 an 8x8 video."""
+    r = run("animate", "--source", str(astronaut_png), "--driving", str(astronaut_mp4), "--out", str(tmp_path / out),
+            "--no-progress", *extra)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and words in r.stderr, r.stderr
+    assert not list(tmp_path.iterdir())

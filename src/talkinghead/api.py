@@ -91,10 +91,11 @@ def animate(
     """Photo(s) + driving video → talking-head video; ``options`` are :class:`AnimateOptions` fields."""
     from talkinghead.inference.animate import AnimateOptions, Animator
 
-    check_output_path(out, [*source, driving])
+    check_output_path(out, [*source, driving], video=True)
+    opts = AnimateOptions(**options)  # bad options fail before any compute
     anim = Animator(model, device=device, backend=backend, face=source_face_config(face_index))
-    anim.set_source(list(source), shots=shots, finetune_steps=finetune_steps, progress=options.get("progress", True))
-    return anim.animate(driving, out, AnimateOptions(**options))
+    anim.set_source(list(source), shots=shots, finetune_steps=finetune_steps, progress=opts.progress)
+    return anim.animate(driving, out, opts)
 
 
 def finetune(
@@ -154,16 +155,16 @@ def speak(
     from talkinghead.speech.drive import SpeechDriver, load_speech
     from talkinghead.speech.drive import speak as _speak
 
-    check_output_path(out, [*source, *([audio] if audio is not None else [])])
+    check_output_path(out, [*source, *([audio] if audio is not None else [])], video=True)
+    opts = AnimateOptions(**options)
     with tempfile.TemporaryDirectory(prefix="talkinghead-speak-") as tmp:
         # the speech is checked (and synthesised) before any model is loaded: bad input fails fast
         speech = load_speech(audio, text, Path(tmp), language=language, voice=voice,
                              words_per_minute=words_per_minute, fps=fps, max_seconds=max_seconds)
         driver = SpeechDriver(speech_model, head_motion=head_motion, seed=seed)
         anim = Animator(model, device=device, backend=backend, face=source_face_config(face_index))
-        anim.set_source(list(source), shots=shots, finetune_steps=finetune_steps,
-                        progress=options.get("progress", True))
-        return _speak(anim, out, speech, driver, AnimateOptions(**options))
+        anim.set_source(list(source), shots=shots, finetune_steps=finetune_steps, progress=opts.progress)
+        return _speak(anim, out, speech, driver, opts)
 
 
 def sketch(
@@ -181,9 +182,14 @@ def sketch(
         )
 
 
-def check_output_path(out: str | Path, inputs: list[str | Path] | tuple[()] = ()) -> Path:
-    """Fail early (before any compute) when ``out`` cannot be written or would overwrite an input."""
+def check_output_path(out: str | Path, inputs: list[str | Path] | tuple[()] = (), video: bool = False) -> Path:
+    """Fail early (before any compute) when ``out`` cannot be written or would overwrite an input; with ``video``,
+    also when its name promises a format other than the MP4 that is written."""
     out = Path(out)
+    if video:
+        from talkinghead.io.video import check_output_name
+
+        check_output_name(out)
     resolved = out.resolve()
     for src in inputs:
         if Path(src).resolve() == resolved:

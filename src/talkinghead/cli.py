@@ -292,7 +292,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 def _cmd_sketch(args: argparse.Namespace) -> int:
     from talkinghead import api
 
-    api.check_output_path(args.out, [args.src])
+    api.check_output_path(args.out, [args.src], video=True)
     stats = api.sketch(args.src, args.out, config_file=args.config, progress=not args.no_progress,
                        **_face_overrides(args))
     print(f"wrote {args.out}: {stats.frames} frames ({stats.frames_no_face} without a face), {stats.fps:.1f} frames/s")
@@ -306,7 +306,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from talkinghead.data.examples import astronaut
     from talkinghead.inference.animate import AnimateOptions, Animator
 
-    api.check_output_path(args.out)
+    api.check_output_path(args.out, video=True)
     anim = Animator(args.model, device="auto")
     anim.set_source([astronaut()])
     track, fps = driving_motion()
@@ -339,7 +339,7 @@ def _cmd_animate(args: argparse.Namespace) -> int:
     from talkinghead import api
 
     credentials = _credential_options(args)
-    api.check_output_path(args.out, [*args.source, args.driving])
+    api.check_output_path(args.out, [*args.source, args.driving], video=True)
     if args.frames:
         api.check_output_path(Path(args.frames) / "000000.png", [*args.source, args.driving])
     result = api.animate(args.source, args.driving, args.out, model=args.model, finetune_steps=args.finetune_steps,
@@ -368,7 +368,7 @@ def _cmd_live(args: argparse.Namespace) -> int:
         raise InputError(f"--seconds must be > 0, got {args.seconds:g}")
     credentials = _credential_options(args) if args.out else {"credentials": False}
     if args.out:
-        api.check_output_path(args.out, [*args.source, *([args.driving] if args.driving else [])])
+        api.check_output_path(args.out, [*args.source, *([args.driving] if args.driving else [])], video=True)
     closers = []
     try:
         if args.driving:  # a video played like a camera, at its own frame rate

@@ -37,6 +37,10 @@ CROP_SIZE = 256
 """Sources are cropped at this size (as the training data), then resized to the model's resolution."""
 
 
+MIN_OUTPUT_SIZE, MAX_OUTPUT_SIZE = 64, 2048
+"""The output face side's range, in pixels (smaller shows no usable face; larger is only more upscaling)."""
+
+
 @dataclass
 class AnimateOptions:
     relative: bool = True
@@ -68,6 +72,11 @@ class AnimateOptions:
     """The model file, for its hash in the manifest (the weights' hash is recorded in any case)."""
     audio: str | Path | None = None
     """The output's sound track (any file with audio); by default the driving video's own sound, if any."""
+
+    def __post_init__(self) -> None:
+        if not MIN_OUTPUT_SIZE <= self.output_size <= MAX_OUTPUT_SIZE:
+            raise InputError(f"the output face size must be {MIN_OUTPUT_SIZE} to {MAX_OUTPUT_SIZE} pixels, "
+                             f"got {self.output_size}")
 
 
 @dataclass

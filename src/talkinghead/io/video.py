@@ -20,6 +20,17 @@ from talkinghead.errors import InputError
 from talkinghead.io.atomic import atomic_path
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".m4v", ".mpg", ".mpeg", ".avi", ".webm", ".mkv", ".flv", ".wmv", ".ts"})
+OUTPUT_EXTENSIONS = (".mp4", ".m4v", ".mov")
+"""What :class:`VideoWriter` writes is an H.264 MP4: names that promise another format (.gif, .avi, .webm) are refused."""
+
+
+def check_output_name(path: str | Path) -> None:
+    """:class:`InputError` (exit 2) unless ``path`` names a file type that :class:`VideoWriter` writes."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in OUTPUT_EXTENSIONS:
+        got = f"{suffix} file" if suffix else "file without an extension"
+        raise InputError(f"the output is an H.264 MP4 video: name it .mp4 (or {', '.join(OUTPUT_EXTENSIONS[1:])}), "
+                         f"not a {got}: {path}")
 
 
 @dataclass(frozen=True)
@@ -171,6 +182,7 @@ class VideoWriter:
         metadata: dict[str, str] | None = None,
         finalize: Callable[[Path, Path], None] | None = None,
     ) -> None:
+        check_output_name(path)
         self.path = Path(path)
         self.fps = fps
         self.crf = crf
