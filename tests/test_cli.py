@@ -75,7 +75,8 @@ def test_config_layers(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("out,extra,words", [("o.gif", [], "name it .mp4"), ("o.webm", [], "not a .webm file"),
-                                             ("o.mp4", ["--size", "7"], "64 to 2048 pixels, got 7")])
+                                             ("o.mp4", ["--size", "7"], "64 to 2048 pixels, got 7"),
+                                             ("o.mp4", ["--paste-back", "--max-side", "10"], "at least 64 pixels")])
 def test_animate_output_it_cannot_write_exit_2_before_work(astronaut_png: Path, astronaut_mp4: Path, tmp_path: Path,
                                                             out: str, extra: list[str], words: str) -> None:
     """An output named .gif used to receive an MP4 under that name, and --size 7 an 8x8 video."""

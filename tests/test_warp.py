@@ -254,6 +254,32 @@ def test_animate_with_warp_model_cli_paste_back(micro_warp_model: Path, astronau
     assert np.abs(frames[20].astype(int) - photo).mean() < 20
 
 
+def test_paste_back_scales_a_large_photo_down_to_max_side(micro_warp_model: Path, astronaut_png: Path,
+                                                          astronaut_mp4: Path, tmp_path: Path) -> None:
+    """A 16-megapixel photo pasted back made a 4000² video at 0.6 frames/s: larger photos are scaled down."""
+    import cv2
+
+    from talkinghead.inference.compose import Paster, crop_mask, paste_back
+
+    anim = Animator(micro_warp_model, device="cpu")
+    anim.set_source([astronaut_png])
+    res = anim.animate(astronaut_mp4, tmp_path / "o.mp4", AnimateOptions(progress=False, paste_back=True,
+                                                                          max_side=256, watermark=False))
+    info = probe_video(res.path)
+    assert (info.width, info.height) == (256, 256)
+    frames, _ = read_video(res.path, max_frames=2)
+    small = cv2.resize(astronaut(), (256, 256), interpolation=cv2.INTER_AREA).astype(int)
+    assert np.abs(frames[0][240:, :20].astype(int) - small[240:, :20]).mean() < 8  # outside the crop: the photo
+    # the one-mask paster blends as the general function does (a box hanging over the photo's edge too)
+    rng = np.random.default_rng(0)
+    photo, gen = astronaut(), rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    box = anim.sources[0].box.__class__(-30.0, 300.0, 250.0)
+    one = Paster(photo, box, crop_mask(64))(gen)
+    assert np.abs(one.astype(int) - paste_back(photo, gen, box, crop_mask(64))).max() == 0
+    assert (one[:, 220:] == photo[:, 220:]).all() and (one[:290] == photo[:290]).all()
+    assert np.abs(one[330:520, 0:200].astype(int) - photo[330:520, 0:200]).mean() > 20
+
+
 def test_warp_person_file_roundtrip(micro_warp_model: Path, astronaut_png: Path, astronaut_mp4: Path,
                                     tmp_path: Path) -> None:
     person = tmp_path / "person.safetensors"

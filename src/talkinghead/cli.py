@@ -174,6 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="transfer the driver's motion, keep the source's face shape (default)")
     motion.add_argument("--absolute", dest="relative", action="store_false", help="use the driver's landmarks as they are")
     p.add_argument("--paste-back", action="store_true", help="blend the face back into the full source photo")
+    p.add_argument("--max-side", type=int, default=1920, metavar="PX",
+                   help="with --paste-back, scale photos larger than this down to it (default 1920; 0 = keep)")
     p.add_argument("--side-by-side", action="store_true", help="driving face | result")
     p.add_argument("--frames", metavar="DIR", help="also write every frame as PNG into DIR")
     p.add_argument("--size", type=_positive, default=256, help="output face size in pixels (default 256)")
@@ -201,6 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--finetune-steps", type=int, default=0, help="fine-tune on the sources first (0 = feed-forward)")
     p.add_argument("--shots", type=_positive, default=8, help="frames to take from a source video (default 8)")
     p.add_argument("--paste-back", action="store_true", help="blend the face back into the full source photo")
+    p.add_argument("--max-side", type=int, default=1920, metavar="PX",
+                   help="with --paste-back, scale photos larger than this down to it (default 1920; 0 = keep)")
     p.add_argument("--size", type=_positive, default=256, help="output face size in pixels (default 256)")
     _add_output_options(p)
 
@@ -248,6 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--absolute", dest="relative", action="store_false", default=True,
                    help="use the driver's landmarks as they are (default: relative motion)")
     p.add_argument("--paste-back", action="store_true", help="blend the face back into the full source photo")
+    p.add_argument("--max-side", type=int, default=1920, metavar="PX",
+                   help="with --paste-back, scale photos larger than this down to it (default 1920; 0 = keep)")
     p.add_argument("--side-by-side", action="store_true", help="driving face | result")
     p.add_argument("--size", type=_positive, default=256, help="output face size in pixels (default 256)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -343,7 +349,7 @@ def _cmd_animate(args: argparse.Namespace) -> int:
     if args.frames:
         api.check_output_path(Path(args.frames) / "000000.png", [*args.source, args.driving])
     result = api.animate(args.source, args.driving, args.out, model=args.model, finetune_steps=args.finetune_steps,
-                         shots=args.shots, relative=args.relative, paste_back=args.paste_back,
+                         shots=args.shots, relative=args.relative, paste_back=args.paste_back, max_side=args.max_side,
                          side_by_side=args.side_by_side, frames_dir=args.frames, output_size=args.size,
                          device=args.device, backend=args.backend, watermark=not args.no_watermark,
                          progress=not args.no_progress, model_file=_model_file(args.model), face_index=args.face_index,
@@ -388,8 +394,8 @@ def _cmd_live(args: argparse.Namespace) -> int:
         marker = marking(not args.no_watermark, bool(credentials.pop("credentials")), model=anim.bundle,
                          model_file=_model_file(args.model), **credentials)  # type: ignore[arg-type]
         recorder = live.Recorder(args.out, fps, marker) if args.out else None
-        options = AnimateOptions(relative=args.relative, paste_back=args.paste_back, side_by_side=args.side_by_side,
-                                 output_size=args.size, progress=False)
+        options = AnimateOptions(relative=args.relative, paste_back=args.paste_back, max_side=args.max_side,
+                                 side_by_side=args.side_by_side, output_size=args.size, progress=False)
         print(f"talkinghead: live from {args.driving or f'camera {camera.index}'} at {fps:.1f} fps "
               "(Ctrl-C to stop)", file=sys.stderr, flush=True)
         result = live.run_session(anim.stream(frames, options, fps=fps, mark=marker), recorder, window, args.seconds)
@@ -421,7 +427,7 @@ def _cmd_speak(args: argparse.Namespace) -> int:
                        speech_model=args.speech_model, finetune_steps=args.finetune_steps, shots=args.shots,
                        language=args.language, voice=args.voice, words_per_minute=args.rate, fps=args.fps,
                        max_seconds=args.max_seconds, head_motion=args.head_motion, seed=args.seed,
-                       device=args.device, backend=args.backend, paste_back=args.paste_back,
+                       device=args.device, backend=args.backend, paste_back=args.paste_back, max_side=args.max_side,
                        output_size=args.size, watermark=not args.no_watermark, progress=not args.no_progress,
                        model_file=_model_file(args.model), face_index=args.face_index, **credentials)
     tts = f" (TTS {result.tts_seconds:.1f} s)" if args.text is not None else ""

@@ -161,6 +161,17 @@ def _fps_fraction(fps: float) -> Fraction:
     return Fraction(fps).limit_denominator(1001)
 
 
+LARGE_FRAME = 1280 * 720
+"""Frames above this many pixels are encoded with x264's ``veryfast`` preset instead of ``medium``: at 1920² on
+2 cores 55 instead of 191 ms a frame (the encoder was most of a pasted-back photo's time), 0.5 dB lower (44.2
+against 44.7 dB to the frames encoded) and a smaller file at the same CRF."""
+
+
+def encoder_preset(width: int, height: int) -> str:
+    """x264 preset for frames of this size (see :data:`LARGE_FRAME`)."""
+    return "medium" if width * height <= LARGE_FRAME else "veryfast"
+
+
 class VideoWriter:
     """Write RGB frames to an H.264 mp4 (yuv420p), optionally with the audio of another file.
 
@@ -178,7 +189,7 @@ class VideoWriter:
         fps: float,
         crf: int = 18,
         audio_from: str | Path | None = None,
-        preset: str = "medium",
+        preset: str | None = None,
         metadata: dict[str, str] | None = None,
         finalize: Callable[[Path, Path], None] | None = None,
     ) -> None:
@@ -206,7 +217,7 @@ class VideoWriter:
         stream.width = w + (w % 2)
         stream.height = h + (h % 2)
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(self.crf), "preset": self.preset}
+        stream.options = {"crf": str(self.crf), "preset": self.preset or encoder_preset(w, h)}
         self._stream = stream
         self._audio_src, self._audio_out = self._open_audio()
 
