@@ -139,3 +139,23 @@ def test_sketch_parts_colours_and_width() -> None:
     for a, b in ((36, 41), (48, 59)):
         mid = (lmk[a] + lmk[b]) / 2
         assert sk[int(round(mid[1])), int(round(mid[0]))].any()
+
+
+def test_tracker_finds_a_small_face_in_a_wide_frame(astronaut_frames) -> None:
+    """A 1080p wide shot with a ~70-px face: the fast detector (frames scaled to 640) cannot see it; the tracker's
+    thorough search finds it, and the region re-detections keep it."""
+    from talkinghead.config import TrackerConfig
+    from talkinghead.faces.track import FaceTracker
+
+    frames = []
+    for f in astronaut_frames[0][:30]:
+        canvas = np.full((1080, 1920, 3), 96, np.uint8)
+        canvas[700:860, 1500:1660] = cv2.resize(f, (160, 160), interpolation=cv2.INTER_AREA)
+        frames.append(canvas)
+    tracker = FaceTracker(TrackerConfig(detect_every=5))  # re-detections in the face's region every 5 frames
+    got = [tracker.update(f).landmarks for f in frames]
+    assert sum(lm is not None for lm in got) >= 28 and tracker.searches == 1
+    width = np.ptp(got[-1][:, 0])
+    assert 40 < width < 100 and 1500 < got[-1][:, 0].mean() < 1660, (width, got[-1][:, 0].mean())
+    off = FaceTracker(TrackerConfig(search_every=0))
+    assert all(off.update(f).landmarks is None for f in frames[:5])  # without the search: no face

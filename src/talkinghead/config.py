@@ -39,6 +39,12 @@ class TrackerConfig:
     """Re-detect when the face region's normalised cross-correlation with the previous frame's falls below this."""
     face_index: int = 0
     """Which face to follow when several are found: 0 = largest, 1 = second largest, ..."""
+    search_every: int = 12
+    """While no face is followed and the fast detector finds none, every this many frames a thorough search
+    (longer side up to ``search_max_side``, pyramid upsampling 1: faces from ~40 px there) looks for a small one,
+    e.g. a 70-px face in a 1080p wide shot, which the fast detector (80 px at 640: 240 px in 1920) misses. 0 = never
+    (live use: a search costs a few hundred ms)."""
+    search_max_side: int = 1280
     smoothing: float = 1.0
     """One-Euro filter min cut-off in Hz (lower = smoother); 0 disables temporal smoothing."""
 

@@ -21,6 +21,10 @@ from talkinghead.faces.detect import Face, FaceDetector, box_iou, to_gray
 from talkinghead.faces.landmarks import LandmarkPredictor, landmark_box
 from talkinghead.faces.smooth import OneEuroFilter
 
+SMALL_FACE = 100
+"""Detector boxes smaller than this (pixels) are re-detected with pyramid upsampling (dlib's HOG finds ~80 px
+faces without it)."""
+
 
 @dataclass
 class TrackResult:
@@ -59,6 +63,9 @@ class FaceTracker:
         self.predictor = LandmarkPredictor()
         self._filter = OneEuroFilter(fps, min_cutoff=self.config.smoothing) if self.config.smoothing > 0 else None
         self.detections = 0
+        self.searches = 0
+        """Thorough searches for a small face so far (see ``TrackerConfig.search_every``)."""
+        self._searcher: FaceDetector | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -67,6 +74,7 @@ class FaceTracker:
         self._last: np.ndarray | None = None  # last raw (unsmoothed) landmarks
         self._patch: np.ndarray | None = None  # appearance of the face region in the last frame
         self._since_detect = 0
+        self._since_search: int | None = None  # frames since the last thorough search (None: none yet)
         self._index = 0
         if self._filter is not None:
             self._filter.reset()
@@ -86,12 +94,29 @@ class FaceTracker:
         near = self._follow_box()
         if near is not None:
             x0, y0, x1, y1 = near
-            pad = 0.6 * max(x1 - x0, y1 - y0)
+            side = max(x1 - x0, y1 - y0)
+            pad = 0.6 * side
             region = (x0 - pad, y0 - pad, x1 + pad, y1 + pad)
-            face = self._pick(self.detector.detect(gray, region=region), near)
+            # a face under ~100 px (found by a search) needs the upsampled pyramid in its region too
+            face = self._pick(self.detector.detect(gray, region=region, upsample=1 if side < SMALL_FACE else None),
+                              near)
             if face is not None:
                 return face
-        return self._pick(self.detector.detect(gray), near)
+        face = self._pick(self.detector.detect(gray), near)
+        if face is None and near is None:
+            face = self._search(gray)
+        return face
+
+    def _search(self, gray: np.ndarray) -> Face | None:
+        """The thorough search for a small face, at most every ``search_every`` frames (the first time at once)."""
+        every = self.config.search_every
+        if every <= 0 or (self._since_search is not None and self._since_search < every):
+            return None
+        self._since_search = 0
+        self.searches += 1
+        if self._searcher is None:
+            self._searcher = FaceDetector(max_side=self.config.search_max_side, upsample=1)
+        return self._pick(self._searcher.detect(gray), None)
 
     def _follow_box(self) -> np.ndarray | None:
         """The detector-style box the last landmarks imply."""
@@ -136,6 +161,8 @@ class FaceTracker:
 
     def update(self, frame: np.ndarray) -> TrackResult:
         gray = to_gray(frame)
+        if self._since_search is not None:
+            self._since_search += 1
         lmk, detected = self._raw(gray)
         index = self._index
         self._index += 1

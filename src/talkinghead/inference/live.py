@@ -89,7 +89,8 @@ def live_tracker(smoothing: float = 1.0, fps: float = 30.0, upsample: int = 0) -
     looking like the last frame's), never on a schedule, so no frame pays for a routine detection.
     ``upsample``: the detector's pyramid upsampling (1 finds faces from ~40 px instead of ~80 px, at ~4x the cost
     of a detection; for small frames such as the web page's 320x240 webcam grabs)."""
-    return FaceTracker(TrackerConfig(detect_every=1 << 30, smoothing=smoothing, upsample=upsample), fps=fps)
+    return FaceTracker(TrackerConfig(detect_every=1 << 30, smoothing=smoothing, upsample=upsample, search_every=0),
+                       fps=fps)
 
 
 class LatencyStats:
