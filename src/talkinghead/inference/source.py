@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from talkinghead.faces.track import FaceTracker
 from talkinghead.inference.retarget import apply, similarity
 from talkinghead.io.images import IMAGE_EXTENSIONS, read_image
 from talkinghead.io.video import VideoReader
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -106,6 +109,7 @@ def load_sources(paths: list[str | Path | np.ndarray], shots: int = 8, cfg: Prep
     cfg = cfg or PrepareConfig()
     detector = FaceDetector(max_side=1024)
     out: list[SourceFace] = []
+    photos: list[SourceFace] = []  # not the frames of a video: those are one person
     for src in paths:
         if isinstance(src, np.ndarray):
             image, name = src, "array"
@@ -120,6 +124,25 @@ def load_sources(paths: list[str | Path | np.ndarray], shots: int = 8, cfg: Prep
         lmk = detect_landmarks(image, cfg.tracker.face_index, detector, source=name)
         box = face_crop_box(lmk, cfg.margin, cfg.shift_up)
         out.append(SourceFace(image, box, crop_image(image, box, cfg.size), to_crop_coords(lmk, box, cfg.size), name))
+        photos.append(out[-1])
     if not out:
         raise InputError("no source image given")
+    warn_mixed_identities(photos)
     return out
+
+
+def warn_mixed_identities(photos: list[SourceFace]) -> list[float]:
+    """Several photos are meant to show one person; one that looks like someone else (face descriptor distance
+    to the first over :data:`~talkinghead.faces.identity.SAME_PERSON`) gets a warning, since the result would mix
+    the two faces. Returns the distances to the first photo (empty for fewer than two)."""
+    if len(photos) < 2:
+        return []
+    from talkinghead.faces.identity import SAME_PERSON, face_descriptor, identity_distance
+
+    descs = [face_descriptor(f.crop, f.landmarks) for f in photos]
+    dists = [identity_distance(descs[0], d) for d in descs[1:]]
+    for f, d in zip(photos[1:], dists, strict=True):
+        if d > SAME_PERSON:
+            log.warning("%s does not look like the same person as %s (face distance %.2f; one person is usually "
+                        "under %.1f): the animation will mix their faces", f.origin, photos[0].origin, d, SAME_PERSON)
+    return dists
