@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import socket
 import time
@@ -248,3 +249,26 @@ def test_serve_command_defaults_to_loopback() -> None:
     assert args.port == 8000 and limits.max_driving_seconds == 12 and limits.max_upload_bytes == 5 * 2**20
     with pytest.raises(SystemExit):
         parser.parse_args(["serve", "--port", "70000"])
+
+
+def test_notes_of_a_run_are_shown_on_the_page(micro_model: Path, tmp_path: Path) -> None:
+    """The command line prints notes such as "has 2 faces; using the largest"; the page shows them under the
+    video, with the visitor's file name instead of the server's path."""
+    from talkinghead.models.bundle import load_model
+    from talkinghead.web import Limits
+    from talkinghead.web.app import DRIVING_EXAMPLE, SOURCE_UPLOAD, Service, upload_roots
+
+    folder = upload_roots()[0] / f"test-{os.getpid()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        two = write_image(folder / "two people.png", np.concatenate([astronaut(), astronaut()[:, ::-1]], axis=1))
+        (tmp_path / "jobs").mkdir()
+        service = Service(load_model(micro_model), Limits(), "cpu", tmp_path / "jobs")
+        video, text = service.run(SOURCE_UPLOAD, [str(two)], DRIVING_EXAMPLE, None, 0, True, False, False,
+                                  progress=lambda *a, **k: None)
+        assert Path(video).is_file()
+        assert re.search(r"\*\*Note\*\*: Two people\.png has \d faces; using the largest(\n|$)", text), text
+        assert "--face-index" not in text  # a command-line hint: the page has no such option
+        assert str(folder) not in text
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -24,7 +24,8 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -211,15 +212,41 @@ def video_seconds(path: Path, stop_after: float) -> float:
 def friendly_message(exc: InputError, names: dict[str, str]) -> str:
     """One line for the page: server paths replaced by the visitor's file names, a hint for a missing face,
     HTML-escaped (Gradio renders error messages as HTML)."""
-    text = str(exc)
+    text = friendly_text(str(exc), names)
+    if isinstance(exc, NoFaceError):
+        text += ". Please use a photo in which one face is clearly visible and looks towards the camera."
+    return html.escape(text)
+
+
+def friendly_text(text: str, names: dict[str, str]) -> str:
+    """``text`` with server paths replaced by the visitor's file names and command-line hints such as
+    "(--face-index 0-2 picks one, ...)" left out, capitalised (not escaped)."""
+    text = re.sub(r"\s*\(--[a-z][a-z-]*\b[^)]*\)", "", text)
     for full, short in sorted(names.items(), key=lambda kv: -len(kv[0])):
         text = text.replace(full, short)
     for root in (*upload_roots(), DEFAULT_TEMP_ROOT):
         text = re.sub(re.escape(str(root)) + r"/[^\s:,;]*", lambda m: Path(m.group()).name, text)
-    text = text[:1].upper() + text[1:]
-    if isinstance(exc, NoFaceError):
-        text += ". Please use a photo in which one face is clearly visible and looks towards the camera."
-    return html.escape(text)
+    return text[:1].upper() + text[1:]
+
+
+@contextmanager
+def notes_of_this_thread() -> Iterator[list[str]]:
+    """Collects the notes (warnings of the ``talkinghead`` loggers) that this thread's work logs meanwhile, e.g.
+    "photo.jpg has 2 faces; using the largest": the command line prints them, the page shows them."""
+    notes: list[str] = []
+    me = threading.get_ident()
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.thread == me and record.levelno >= logging.WARNING:
+                notes.append(record.getMessage())
+
+    handler, logger = _Collect(), logging.getLogger("talkinghead")
+    logger.addHandler(handler)
+    try:
+        yield notes
+    finally:
+        logger.removeHandler(handler)
 
 
 # -- the request -------------------------------------------------------------------------------------------------
@@ -259,7 +286,8 @@ class Service:
         self.janitor.claim(job)
         names: dict[str, str] = {}
         try:
-            result = self._animate(req, job, names, progress)
+            with notes_of_this_thread() as notes:
+                result = self._animate(req, job, names, progress)
         except InputError as exc:
             shutil.rmtree(job, ignore_errors=True)
             raise gr.Error(friendly_message(exc, names), title="Cannot animate", print_exception=False) from None
@@ -272,7 +300,7 @@ class Service:
             raise gr.Error(SERVER_ERROR, title="Cannot animate", print_exception=False) from None
         finally:
             self.janitor.release(job)
-        return str(result.path), summary(result)
+        return str(result.path), summary(result, [friendly_text(n, names) for n in notes])
 
     def _animate(self, req: Request, job: Path, names: dict[str, str], progress: gr.Progress) -> AnimateResult:
         sources = self._sources(req, job, names)
@@ -339,8 +367,8 @@ class Service:
         return self._motion
 
 
-def summary(result: AnimateResult) -> str:
-    """The line shown under the video."""
+def summary(result: AnimateResult, notes: Sequence[str] = ()) -> str:
+    """The line shown under the video, then the run's notes (e.g. which face of a group photo was animated)."""
     parts = [f"**Done**: {result.frames} frames at {result.fps:.0f} fps, rendered in {result.seconds:.1f} s "
              f"({result.frames_per_second:.1f} frames/s)"]
     if result.finetune_seconds:
@@ -351,6 +379,8 @@ def summary(result: AnimateResult) -> str:
     if result.payload:
         text += (f" The video is marked as synthetic (watermark `{result.payload}`, and signed Content Credentials "
                  "that C2PA tools read).")
+    for note in dict.fromkeys(notes):  # each once, in order
+        text += f"\n\n**Note**: {html.escape(note)}"
     return text
 
 

@@ -7,6 +7,7 @@ speech is limited to ``Limits.max_driving_seconds``, and errors reach the page a
 
 from __future__ import annotations
 
+import html
 import logging
 import shutil
 import tempfile
@@ -71,14 +72,15 @@ def speak_tab(service: Service) -> None:
 def speak_request(service: Service, who: str, photo: str | None, how: str, text: str | None, language: str | None,
                   voice: str | None, audio: str | None, paste_back: bool) -> tuple[str, str]:
     """One "Speak" request; returns the video's path and the summary line."""
-    from talkinghead.web.app import SERVER_ERROR, friendly_message
+    from talkinghead.web.app import SERVER_ERROR, friendly_message, friendly_text, notes_of_this_thread
 
     service.janitor.sweep()
     job = Path(tempfile.mkdtemp(prefix="job-", dir=service.jobs))
     service.janitor.claim(job)
     names: dict[str, str] = {}
     try:
-        result = _speak(service, job, names, who, photo, how, text, language, voice, audio, bool(paste_back))
+        with notes_of_this_thread() as notes:
+            result = _speak(service, job, names, who, photo, how, text, language, voice, audio, bool(paste_back))
     except InputError as exc:
         shutil.rmtree(job, ignore_errors=True)
         raise gr.Error(friendly_message(exc, names), title="Cannot speak", print_exception=False) from None
@@ -93,6 +95,8 @@ def speak_request(service: Service, who: str, photo: str | None, how: str, text:
     if result.render is not None and result.render.payload:
         text_line += (f" The video is marked as synthetic (watermark `{result.render.payload}`, and signed Content "
                       "Credentials).")
+    for note in dict.fromkeys(friendly_text(n, names) for n in notes):
+        text_line += f"\n\n**Note**: {html.escape(note)}"
     return str(result.path), text_line
 
 
