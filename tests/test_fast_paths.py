@@ -162,3 +162,22 @@ def test_blend_has_no_pixel_shuffle_stripes(smooth: bool) -> None:
     rows = aux["blend"][0, 0, 4:-4, 4:-4].mean(1)  # warped weight per row, away from the padded border
     stripes = float((rows[::2] - rows[1::2]).abs().mean())
     assert (stripes < 0.02) if smooth else (stripes > 0.3), stripes
+
+
+def test_learned_flow_fades_out_at_the_top_and_sides_not_the_bottom() -> None:
+    """Next to the crop's top and side borders the learned flow correction fades to the landmark flow alone
+    (``model.border_flow``): there it stretched hair above a head that moved down into a banded column. The
+    bottom, where the body crosses the border, keeps it; off, nothing fades."""
+    gen = _perturbed_generator()
+    args = _generator_inputs(gen, 1, 1)
+    m = gen.cfg.motion_resolution
+    with torch.no_grad():
+        gen.cfg.border_flow = 0.0
+        _, free = gen(*args)
+        gen.cfg.border_flow = 0.1
+        _, faded = gen(*args)
+    ratio = (faded["flow_delta"].abs() / free["flow_delta"].abs().clamp_min(1e-9))[0]  # (2, m, m)
+    edge = max(1, round(0.2 * m / 2))  # rows/columns within the fade (0.1 of the side)
+    assert float(ratio[:, 0].max()) < 0.1 and float(ratio[:, :, 0].max()) < 0.1 and float(ratio[:, :, -1].max()) < 0.1
+    assert float(ratio[:, -1, edge:-edge].min()) > 0.999  # the bottom row, away from the corners
+    assert float(ratio[:, edge + 1 : -edge - 1, edge + 1 : -edge - 1].min()) > 0.999  # the middle

@@ -103,6 +103,14 @@ class ModelConfig:
     """warp: the unwarped source is a candidate only where the landmark flow moves the content by less than this
     (pixels of the output; it fades out linearly up to there; 0 = everywhere). A fixed rule, not learned: without it
     a head that moved further than training showed is drawn twice (moved, and faintly where it was)."""
+    border_flow: float = 0.1
+    """warp: over this share of the crop's side next to its top and side borders, the learned flow correction fades
+    out (the landmark flow alone at the border; 0 = off). The border is held in place, so where the head moves away
+    from it the strip between is stretched; there the correction had made the hair above a head that moved down a
+    banded column (the astronaut driven by ``mead_W009`` surprised). The bottom, where the body crosses the border,
+    keeps it (fading it there too cost 0.13 dB on ``dpe_s_man_blond``). On the validation split (``evaluate
+    --mode ff --frames-per-identity 8``): SSIM 0.8052 → 0.8048 (T = 1), 0.8125 → 0.8123 (T = 8); PSNR −0.007 and
+    −0.004 dB. Not learned and not stored: older model files use it too."""
     smooth_blend: bool = True
     """warp: the blend's logits pass a fixed 3x3 binomial filter before the softmax. Pixel shuffle otherwise can
     leave a 2-pixel stripe pattern in them, which shows where the blend mixes the moved and the unmoved source

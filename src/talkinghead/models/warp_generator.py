@@ -179,6 +179,10 @@ class WarpGenerator(nn.Module):
         x = torch.cat([warped0, small, sk, disp * 4.0], 1).contiguous(memory_format=fmt)
         head, mf1, mf2 = self.motion(x)
         delta = head[:, 0:2] * 0.1
+        if self.cfg.border_flow > 0:  # the landmark flow alone next to the crop's border
+            c = _identity(m, delta)[0]  # (1, 2, m, m) in [-1, 1]
+            near = torch.minimum(1.0 - c[:, 0:1].abs(), 1.0 + c[:, 1:2])  # left, right and top
+            delta = delta * (near / (2.0 * self.cfg.border_flow)).clamp(0.0, 1.0)
         occ = torch.sigmoid(head[:, 2:5])
         # (BK, 1, m, m) confidences, a softmax across the sources; with one source it is exactly 1 everywhere, so
         # the products with it (and its resized copies) are skipped: None stands for all ones (an ONNX export keeps
