@@ -163,3 +163,17 @@ def test_demo_driving_track_has_no_cut() -> None:
     assert lmk.shape == (150, 68, 2) and fps == 25.0
     assert np.isfinite(lmk).all()
     assert float(np.abs(np.diff(lmk, axis=0)).max()) < 3.0
+
+
+def test_onnx_cache_key_follows_the_config_not_only_the_weights(micro_warp_model: Path) -> None:
+    """Fixed rules such as ``model.border_flow`` are in the graph but not in the weights: a cached export made
+    before such a rule changed must not be reused."""
+    from dataclasses import replace
+
+    from talkinghead.inference.backends import _tag
+    from talkinghead.models.bundle import load_model
+
+    bundle = load_model(micro_warp_model)
+    gen = bundle.generator
+    assert _tag(gen, config=bundle.config) == _tag(gen, config=replace(bundle.config))
+    assert _tag(gen, config=bundle.config) != _tag(gen, config=replace(bundle.config, border_flow=0.0))

@@ -181,13 +181,26 @@ class _WarpGenerate(torch.nn.Module):
         return self.generator(images.expand(n, -1, -1, -1, -1), feats, prior, sketch, psi.expand(n, -1))[0]
 
 
-def _tag(*modules: torch.nn.Module | None) -> str:
+def _tag(*modules: torch.nn.Module | None, config: object = None) -> str:
+    """The cache key of an export: the weights, and what decides the graph besides them: the model config (fixed
+    rules such as ``smooth_blend`` and ``border_flow`` are no weights) and the code of the networks (the
+    ``talkinghead.models`` package) and of this module: an upgraded talkinghead must not reuse a graph exported by
+    the one before."""
+    import dataclasses
+    import json
+
+    import talkinghead.models
+
     key = hashlib.sha256()
+    if config is not None and dataclasses.is_dataclass(config) and not isinstance(config, type):
+        key.update(json.dumps(dataclasses.asdict(config), sort_keys=True, default=str).encode())
     for m in modules:
         if m is not None:
             for k, v in m.state_dict().items():
                 key.update(k.encode())
                 key.update(v.cpu().numpy().tobytes())
+    for f in [Path(__file__), *sorted(Path(talkinghead.models.__file__).parent.glob("*.py"))]:
+        key.update(f.read_bytes())
     return key.hexdigest()[:16]
 
 
@@ -205,7 +218,7 @@ class OnnxBackend:
         self.bundle = bundle
         self.warp = bundle.config.arch == "warp"
         s = bundle.config.resolution
-        tag = _tag(gen, emb)
+        tag = _tag(gen, emb, config=bundle.config)
         d = _cache_dir()
         opts = ort.SessionOptions()
         if threads:
