@@ -40,6 +40,14 @@ def test_no_face_image_exit_2(tmp_path: Path, faceless_frames) -> None:
     assert r.returncode == 2 and "no face" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_no_face_in_a_source_photo_says_how_large_a_face_must_be(tmp_path: Path, faceless_frames,
+                                                                  astronaut_mp4: Path) -> None:
+    img = write_image(tmp_path / "wall.png", faceless_frames[0])
+    r = run("animate", "--source", str(img), "--driving", str(astronaut_mp4), "--out", str(tmp_path / "o.mp4"))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "no face found in" in r.stderr and "pixels wide or more" in r.stderr, r.stderr
+
+
 def test_debug_shows_traceback(tmp_path: Path) -> None:
     r = run("--debug", "sketch", str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "o.mp4"))
     assert r.returncode != 0 and "Traceback" in r.stderr

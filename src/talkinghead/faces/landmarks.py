@@ -38,6 +38,11 @@ class LandmarkPredictor:
         return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
 
 
+SMALLEST_FACE = 40
+"""About the smallest face (pixels, in the detector's scaled-down image) that dlib's HOG finds with one pyramid
+upsampling (:meth:`~talkinghead.faces.detect.FaceDetector.detect_thorough`)."""
+
+
 def landmark_box(landmarks: np.ndarray) -> np.ndarray:
     """Axis-aligned bounds ``(x0, y0, x1, y1)`` of a landmark set."""
     return np.concatenate([landmarks.min(axis=0), landmarks.max(axis=0)]).astype(np.float32)
@@ -50,7 +55,9 @@ def detect_landmarks(
     detector = detector or FaceDetector(max_side=1024)
     faces = detector.detect_thorough(image)
     if not faces:
-        raise NoFaceError(f"no face found in {source}")
+        smallest = SMALLEST_FACE * max(1.0, max(image.shape[:2]) / detector.max_side)
+        raise NoFaceError(f"no face found in {source} (a face must be about {smallest:.0f} pixels wide or more, "
+                          "and turned towards the camera)")
     if face_index >= len(faces):
         raise NoFaceError(f"{source} has {len(faces)} face(s); --face-index {face_index} is out of range")
     if len(faces) > 1:
