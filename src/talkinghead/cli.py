@@ -71,6 +71,12 @@ def _add_source_face_option(p: argparse.ArgumentParser) -> None:
                    help="in a source photo with several faces, which one: 0 = the largest (default), 1 = next, ...")
 
 
+def _add_paste_back_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--paste-back", action="store_true", help="blend the face back into the full source photo")
+    p.add_argument("--max-side", type=int, default=1920, metavar="PX",
+                   help="with --paste-back, scale photos larger than this down to it (default 1920; 0 = keep)")
+
+
 def _add_output_options(p: argparse.ArgumentParser) -> None:
     """Device, backend and marking options of the commands that write a video (animate, speak)."""
     _add_source_face_option(p)
@@ -173,9 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     motion.add_argument("--relative", dest="relative", action="store_true", default=True,
                         help="transfer the driver's motion, keep the source's face shape (default)")
     motion.add_argument("--absolute", dest="relative", action="store_false", help="use the driver's landmarks as they are")
-    p.add_argument("--paste-back", action="store_true", help="blend the face back into the full source photo")
-    p.add_argument("--max-side", type=int, default=1920, metavar="PX",
-                   help="with --paste-back, scale photos larger than this down to it (default 1920; 0 = keep)")
+    _add_paste_back_options(p)
     p.add_argument("--side-by-side", action="store_true", help="driving face | result")
     p.add_argument("--frames", metavar="DIR", help="also write every frame as PNG into DIR")
     p.add_argument("--size", type=_positive, default=256, help="output face size in pixels (default 256)")
@@ -202,9 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="model file, person file (from `finetune`) or training run (default: shipped)")
     p.add_argument("--finetune-steps", type=int, default=0, help="fine-tune on the sources first (0 = feed-forward)")
     p.add_argument("--shots", type=_positive, default=8, help="frames to take from a source video (default 8)")
-    p.add_argument("--paste-back", action="store_true", help="blend the face back into the full source photo")
-    p.add_argument("--max-side", type=int, default=1920, metavar="PX",
-                   help="with --paste-back, scale photos larger than this down to it (default 1920; 0 = keep)")
+    _add_paste_back_options(p)
     p.add_argument("--size", type=_positive, default=256, help="output face size in pixels (default 256)")
     _add_output_options(p)
 
@@ -251,9 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="model file, person file or training run (default: shipped)")
     p.add_argument("--absolute", dest="relative", action="store_false", default=True,
                    help="use the driver's landmarks as they are (default: relative motion)")
-    p.add_argument("--paste-back", action="store_true", help="blend the face back into the full source photo")
-    p.add_argument("--max-side", type=int, default=1920, metavar="PX",
-                   help="with --paste-back, scale photos larger than this down to it (default 1920; 0 = keep)")
+    _add_paste_back_options(p)
     p.add_argument("--side-by-side", action="store_true", help="driving face | result")
     p.add_argument("--size", type=_positive, default=256, help="output face size in pixels (default 256)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")

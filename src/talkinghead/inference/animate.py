@@ -358,9 +358,8 @@ class FrameStep:
         out = []
         for face, target, frame in zip(faces, targets, frames, strict=True):
             img = upscale(face, opt.output_size)
-            if self.paster is not None:
-                img = self.paster(face) if anim.fixed_paste_mask else \
-                    self.paster(face, anim._paste_mask(target, src.landmarks))
+            if self.paster is not None:  # the warp generator's mask is the paster's own
+                img = self.paster(face, None if anim.fixed_paste_mask else anim._paste_mask(target, src.landmarks))
             if opt.side_by_side:
                 left = driver_view(frame, self.driver_box, img.shape[0]) if frame is not None else \
                     upscale(draw_sketch(target * (res / CROP_SIZE), res), img.shape[0])

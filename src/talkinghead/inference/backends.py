@@ -15,6 +15,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from talkinghead.config import ModelConfig
 from talkinghead.errors import InputError
 from talkinghead.faces.warp import prior_grids
 from talkinghead.inference.source import source_groups
@@ -181,7 +182,7 @@ class _WarpGenerate(torch.nn.Module):
         return self.generator(images.expand(n, -1, -1, -1, -1), feats, prior, sketch, psi.expand(n, -1))[0]
 
 
-def _tag(*modules: torch.nn.Module | None, config: object = None) -> str:
+def _tag(*modules: torch.nn.Module | None, config: ModelConfig | None = None) -> str:
     """The cache key of an export: the weights, and what decides the graph besides them: the model config (fixed
     rules such as ``smooth_blend`` and ``border_flow`` are no weights) and the code of the networks (the
     ``talkinghead.models`` package) and of this module: an upgraded talkinghead must not reuse a graph exported by
@@ -192,7 +193,7 @@ def _tag(*modules: torch.nn.Module | None, config: object = None) -> str:
     import talkinghead.models
 
     key = hashlib.sha256()
-    if config is not None and dataclasses.is_dataclass(config) and not isinstance(config, type):
+    if config is not None:
         key.update(json.dumps(dataclasses.asdict(config), sort_keys=True, default=str).encode())
     for m in modules:
         if m is not None:

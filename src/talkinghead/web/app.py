@@ -300,7 +300,7 @@ class Service:
             raise gr.Error(SERVER_ERROR, title="Cannot animate", print_exception=False) from None
         finally:
             self.janitor.release(job)
-        return str(result.path), summary(result, [friendly_text(n, names) for n in notes])
+        return str(result.path), summary(result) + notes_markdown(notes, names)
 
     def _animate(self, req: Request, job: Path, names: dict[str, str], progress: gr.Progress) -> AnimateResult:
         sources = self._sources(req, job, names)
@@ -367,8 +367,8 @@ class Service:
         return self._motion
 
 
-def summary(result: AnimateResult, notes: Sequence[str] = ()) -> str:
-    """The line shown under the video, then the run's notes (e.g. which face of a group photo was animated)."""
+def summary(result: AnimateResult) -> str:
+    """The line shown under the video."""
     parts = [f"**Done**: {result.frames} frames at {result.fps:.0f} fps, rendered in {result.seconds:.1f} s "
              f"({result.frames_per_second:.1f} frames/s)"]
     if result.finetune_seconds:
@@ -379,9 +379,13 @@ def summary(result: AnimateResult, notes: Sequence[str] = ()) -> str:
     if result.payload:
         text += (f" The video is marked as synthetic (watermark `{result.payload}`, and signed Content Credentials "
                  "that C2PA tools read).")
-    for note in dict.fromkeys(notes):  # each once, in order
-        text += f"\n\n**Note**: {html.escape(note)}"
     return text
+
+
+def notes_markdown(notes: Sequence[str], names: dict[str, str]) -> str:
+    """A run's notes (:func:`notes_of_this_thread`) as paragraphs to follow its summary: each once, in order, with
+    the visitor's file names (:func:`friendly_text`); empty without notes."""
+    return "".join(f"\n\n**Note**: {html.escape(n)}" for n in dict.fromkeys(friendly_text(n, names) for n in notes))
 
 
 # -- the page ----------------------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ speech is limited to ``Limits.max_driving_seconds``, and errors reach the page a
 
 from __future__ import annotations
 
-import html
 import logging
 import shutil
 import tempfile
@@ -72,7 +71,7 @@ def speak_tab(service: Service) -> None:
 def speak_request(service: Service, who: str, photo: str | None, how: str, text: str | None, language: str | None,
                   voice: str | None, audio: str | None, paste_back: bool) -> tuple[str, str]:
     """One "Speak" request; returns the video's path and the summary line."""
-    from talkinghead.web.app import SERVER_ERROR, friendly_message, friendly_text, notes_of_this_thread
+    from talkinghead.web.app import SERVER_ERROR, friendly_message, notes_markdown, notes_of_this_thread
 
     service.janitor.sweep()
     job = Path(tempfile.mkdtemp(prefix="job-", dir=service.jobs))
@@ -95,9 +94,7 @@ def speak_request(service: Service, who: str, photo: str | None, how: str, text:
     if result.render is not None and result.render.payload:
         text_line += (f" The video is marked as synthetic (watermark `{result.render.payload}`, and signed Content "
                       "Credentials).")
-    for note in dict.fromkeys(friendly_text(n, names) for n in notes):
-        text_line += f"\n\n**Note**: {html.escape(note)}"
-    return str(result.path), text_line
+    return str(result.path), text_line + notes_markdown(notes, names)
 
 
 def _speak(service: Service, job: Path, names: dict[str, str], who: str, photo: str | None, how: str,
