@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from talkinghead.data.examples import astronaut
+from talkinghead.errors import InputError
 from talkinghead.faces.landmarks import detect_landmarks
 from talkinghead.inference.animate import AnimateOptions, Animator
-from talkinghead.inference.retarget import Retargeter
+from talkinghead.inference.retarget import Retargeter, reference_index
 from talkinghead.io import probe_video, read_video, write_image
 from talkinghead.models.bundle import load_bundle
 from tests.conftest import write_frames
@@ -91,6 +92,41 @@ def test_relative_motion_keeps_source_geometry() -> None:
     ab = Retargeter(src, relative=False)
     out_abs = ab(opened)
     assert jaw_width(out_abs) / eye_width(out_abs) > 1.15 * jaw_width(src) / eye_width(src)  # the driver's jaw leaks
+
+
+def test_reference_is_the_driving_frame_most_like_the_source(micro_warp_model: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A driver that starts mid-word (mouth open) still opens and closes a closed-mouth photo's mouth."""
+    src = detect_landmarks(astronaut())
+    rot = np.array([[np.cos(0.1), -np.sin(0.1)], [np.sin(0.1), np.cos(0.1)]], np.float32)
+    neutral = (src - src.mean(0)) @ rot.T * 0.8 + np.array([300.0, 200.0], np.float32)  # other size, place, roll
+    opened = neutral.copy()
+    opened[[56, 57, 58, 65, 66, 67]] += np.array([0.0, 12.0], np.float32)
+    track = [opened, opened, None, neutral, opened, neutral]
+    assert reference_index(track, src) == 3
+    assert reference_index([None, None], src) is None
+
+    def gap(lmk: np.ndarray) -> float:  # inner lips apart, in pixels
+        return float(lmk[66, 1] - lmk[62, 1])
+
+    anim = Animator(micro_warp_model, device="cpu")
+    crop = anim.set_source([astronaut()], progress=False)[0].landmarks
+    k = np.linalg.norm(crop[45] - crop[36]) / np.linalg.norm(src[45] - src[36])  # photo → crop pixels
+    seen: list[np.ndarray] = []
+    render = anim.render
+    monkeypatch.setattr(anim, "render", lambda targets: (seen.extend(targets), render(targets))[1])
+    lmks = np.stack([np.full((68, 2), np.nan, np.float32) if t is None else t for t in track])
+    for reference, closed_gap in (("auto", 0.0), ("first", -15.0 * k)):
+        seen.clear()
+        anim.animate((lmks, 25.0), tmp_path / f"{reference}.mp4", AnimateOptions(reference=reference, progress=False))
+        gaps = [gap(t) - gap(crop) for t in seen]
+        assert len(gaps) == 6
+        # the open frames open the photo's mouth (12 px / 0.8, in crop pixels) and the closed ones close it again, as in the driver
+        # ("first" subtracts the open mouth of frame 0: open frames stay shut, closed ones press the lips together)
+        assert gaps[3] == pytest.approx(closed_gap, abs=0.5) and gaps[5] == pytest.approx(closed_gap, abs=0.5)
+        assert gaps[0] == pytest.approx(closed_gap + 15.0 * k, abs=0.5) and 15.0 * k > 4
+    with pytest.raises(InputError, match="reference"):
+        AnimateOptions(reference="middle")
 
 
 def test_no_face_source_exit_2(micro_model: Path, astronaut_mp4: Path, faceless_frames, tmp_path: Path) -> None:

@@ -181,3 +181,27 @@ def test_learned_flow_fades_out_at_the_top_and_sides_not_the_bottom() -> None:
     assert float(ratio[:, 0].max()) < 0.1 and float(ratio[:, :, 0].max()) < 0.1 and float(ratio[:, :, -1].max()) < 0.1
     assert float(ratio[:, -1, edge:-edge].min()) > 0.999  # the bottom row, away from the corners
     assert float(ratio[:, edge + 1 : -edge - 1, edge + 1 : -edge - 1].min()) > 0.999  # the middle
+
+
+def test_generated_pixels_are_used_only_inside_the_region() -> None:
+    """At inference the generated pixels count only in the target's eyes and mouth (``model.gen_region``): outside
+    the region the output does not depend on them (the decoder is trained only where the blend uses it, and its
+    wrong colours there showed as grey blobs); inside, and with no region, it does."""
+    gen = _perturbed_generator()
+    args = _generator_inputs(gen, 1, 1)
+    s, m = gen.cfg.resolution, gen.cfg.motion_resolution
+    region = torch.zeros(1, 1, m, m)
+    region[..., : m // 2, :] = 1.0  # the top half
+    with torch.no_grad():
+        gen.out.bias.view(6, 4)[3:] = 0.0  # the three paths about equally weighted
+        gated, _ = gen(*args, region)
+        free, aux = gen(*args)
+        gen.out.bias.view(6, 4)[:3] += 1.0  # other generated colours
+        gated2, _ = gen(*args, region)
+        free2, _ = gen(*args)
+    assert float(aux["blend"][:, 2].mean()) > 0.2  # the generated path has weight to lose
+    change = (gated2 - gated).abs()[0].sum(0)  # (S, S)
+    assert float(change[s // 2 + 4 :].max()) < 1e-6  # below the region
+    assert float(change[: s // 2 - 4].mean()) > 1e-3  # inside it
+    assert float((free2 - free).abs()[0].sum(0)[s // 2 + 4 :].mean()) > 1e-3  # ungated, the bottom changes too
+    assert float((gated - free).abs()[0, :, : s // 2 - 4].max()) < 1e-5  # inside, the gate changes nothing

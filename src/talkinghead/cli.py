@@ -179,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     motion.add_argument("--relative", dest="relative", action="store_true", default=True,
                         help="transfer the driver's motion, keep the source's face shape (default)")
     motion.add_argument("--absolute", dest="relative", action="store_false", help="use the driver's landmarks as they are")
+    p.add_argument("--reference", choices=["auto", "first"], default="auto",
+                   help="relative motion's neutral driving frame: auto = the one of the first 2 s most like the "
+                        "source in pose and expression (default), first = the first frame with a face")
     _add_paste_back_options(p)
     p.add_argument("--side-by-side", action="store_true", help="driving face | result")
     p.add_argument("--frames", metavar="DIR", help="also write every frame as PNG into DIR")
@@ -349,8 +352,8 @@ def _cmd_animate(args: argparse.Namespace) -> int:
     if args.frames:
         api.check_output_path(Path(args.frames) / "000000.png", [*args.source, args.driving])
     result = api.animate(args.source, args.driving, args.out, model=args.model, finetune_steps=args.finetune_steps,
-                         shots=args.shots, relative=args.relative, paste_back=args.paste_back, max_side=args.max_side,
-                         side_by_side=args.side_by_side, frames_dir=args.frames, output_size=args.size,
+                         shots=args.shots, relative=args.relative, reference=args.reference,
+                         paste_back=args.paste_back, max_side=args.max_side, side_by_side=args.side_by_side, frames_dir=args.frames, output_size=args.size,
                          device=args.device, backend=args.backend, watermark=not args.no_watermark,
                          progress=not args.no_progress, model_file=_model_file(args.model), face_index=args.face_index,
                          **credentials)

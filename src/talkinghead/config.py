@@ -115,6 +115,15 @@ class ModelConfig:
     """warp: the blend's logits pass a fixed 3x3 binomial filter before the softmax. Pixel shuffle otherwise can
     leave a 2-pixel stripe pattern in them, which shows where the blend mixes the moved and the unmoved source
     (alternate rows from each) after a far head turn. Not learned and not stored: older model files use it too."""
+    gen_region: float = 0.3
+    """warp, at inference: generated pixels are used only in the target's eyes and mouth (lips and what lies between
+    them), grown by this × the inter-ocular distance and feathered; elsewhere their blend weight goes to the moved
+    and the unmoved source (0 = anywhere, as in training, where ``loss.gen_outside`` only discourages them). The
+    decoder's output is trained only where the blend uses it, so elsewhere it is of the wrong colour; a weight of
+    0.1-0.3 there showed as grey or blue blobs on the forehead and in the background after far head motion (unseen
+    portraits driven by ``lp_d6_woman_grimace``). On the validation split (``evaluate --mode ff
+    --frames-per-identity 8``): SSIM 0.8048 → 0.8037 (T = 1), 0.8123 → 0.8107 (T = 8), all of it on
+    ``lp_d3_woman`` (her hair's edge). Not learned and not stored: older model files use it too."""
     fuse_sources: int = 2
     """warp, at inference: each frame is rendered from this many sources whose landmarks are nearest its target
     (the fewest pixels to move; 0 = all). Training fuses ``k`` sources, so more than that at once only averages
@@ -127,6 +136,8 @@ class ModelConfig:
                                     self.resolution % self.motion_resolution or self.motion_resolution < 8):
             raise ValueError(f"motion_resolution ({self.motion_resolution}) must divide resolution "
                              f"({self.resolution}) and be at least 8")
+        if self.gen_region < 0:
+            raise ValueError(f"gen_region must be 0 or more, got {self.gen_region}")
         if self.resolution < 16 or self.resolution & (self.resolution - 1):
             raise ValueError(f"resolution must be a power of two >= 16, got {self.resolution}")
         if self.resolution >> self.gen_downs < 4:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import chain, islice
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,7 +25,7 @@ from talkinghead.faces.sketch import draw_sketch
 from talkinghead.faces.track import FaceTracker
 from talkinghead.inference.backends import Backend, embedder_inputs, make_backend, pick_device
 from talkinghead.inference.compose import Paster, crop_mask, driver_view, face_mask, side_by_side, upscale
-from talkinghead.inference.retarget import Retargeter
+from talkinghead.inference.retarget import Retargeter, reference_index
 from talkinghead.inference.source import SourceFace, load_sources
 from talkinghead.io.images import write_image
 from talkinghead.io.video import VideoReader, VideoWriter
@@ -40,11 +41,19 @@ CROP_SIZE = 256
 MIN_OUTPUT_SIZE, MAX_OUTPUT_SIZE = 64, 2048
 """The output face side's range, in pixels (smaller shows no usable face; larger is only more upscaling)."""
 
+REFERENCES = ("auto", "first")
+REFERENCE_SECONDS = 2.0
+"""With ``reference="auto"``: how much of the driving video is tracked ahead to choose the reference frame."""
+
 
 @dataclass
 class AnimateOptions:
     relative: bool = True
     """Landmark adaptation: transfer the driver's motion, keep the source's face shape (False: the driver's shape)."""
+    reference: str = "auto"
+    """Relative motion's reference (neutral) driving frame: "auto", the frame of the first ``REFERENCE_SECONDS``
+    whose pose and expression are most like the source's (so a driver that starts mid-word or mid-grimace still
+    opens and closes the photo's mouth as it does its own); "first", the first frame with a face (live, always)."""
     paste_back: bool = False
     """Blend the generated face back into the full source photo."""
     max_side: int = 1920
@@ -77,6 +86,8 @@ class AnimateOptions:
     """The output's sound track (any file with audio); by default the driving video's own sound, if any."""
 
     def __post_init__(self) -> None:
+        if self.reference not in REFERENCES:
+            raise InputError(f"the reference frame must be one of {', '.join(REFERENCES)}, got {self.reference!r}")
         if not MIN_OUTPUT_SIZE <= self.output_size <= MAX_OUTPUT_SIZE:
             raise InputError(f"the output face size must be {MIN_OUTPUT_SIZE} to {MAX_OUTPUT_SIZE} pixels, "
                              f"got {self.output_size}")
@@ -283,7 +294,14 @@ class Animator:
             pending.clear()
 
         try:
-            for lmk, frame in drv.items:
+            items: Iterator[tuple[np.ndarray | None, np.ndarray | None]] = drv.items
+            if opt.relative and opt.reference == "auto":
+                # only the side-by-side view needs the driving frames (a 4K clip's 2 s of frames are gigabytes)
+                ahead = [(lmk, frame if opt.side_by_side else None)
+                         for lmk, frame in islice(items, max(1, round(REFERENCE_SECONDS * drv.fps)))]
+                step.choose_reference([lmk for lmk, _ in ahead])
+                items = chain(ahead, items)
+            for lmk, frame in items:
                 pending.append((step.target(lmk, frame), frame))
                 if len(pending) >= opt.batch_size:
                     flush()
@@ -319,8 +337,8 @@ def _canvas(image: np.ndarray, box: CropBox, max_side: int) -> tuple[np.ndarray,
 
 class FrameStep:
     """The per-frame work every pipeline shares (files: :meth:`Animator.animate`; live: :meth:`Animator.stream`):
-    driving landmarks → target landmarks (relative motion from the first good frame; the last pose is held while
-    no face is found) → generated faces → output frames (upscale, paste-back, side-by-side; not yet marked)."""
+    driving landmarks → target landmarks (relative motion from a reference frame, :meth:`choose_reference`, else
+    the first good frame; the last pose is held while no face is found) → generated faces → output frames (upscale, paste-back, side-by-side; not yet marked)."""
 
     def __init__(self, anim: Animator, opt: AnimateOptions) -> None:
         self.anim = anim
@@ -338,6 +356,13 @@ class FrameStep:
             canvas, box = _canvas(self.src.image, self.src.box, opt.max_side)
             fixed = anim._paste_mask(None, self.src.landmarks) if anim.fixed_paste_mask else None
             self.paster = Paster(canvas, box, fixed)
+
+    def choose_reference(self, landmarks: list[np.ndarray | None]) -> None:
+        """Take the driving frame (of these, None: no face) most like the source as relative motion's reference
+        (by default the first frame with a face is)."""
+        i = reference_index(landmarks, self.src.landmarks)
+        if i is not None:
+            self.retarget.set_reference(landmarks[i])  # type: ignore[arg-type]
 
     def target(self, lmk: np.ndarray | None, frame: np.ndarray | None) -> np.ndarray:
         """Target landmarks (source crop pixels) for one driving frame's landmarks (None: no face found)."""

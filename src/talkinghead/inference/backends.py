@@ -20,7 +20,7 @@ from talkinghead.errors import InputError
 from talkinghead.faces.warp import prior_grids
 from talkinghead.inference.source import source_groups
 from talkinghead.models.bundle import ModelBundle, bake_spectral_norm, clone_network
-from talkinghead.models.inputs import embedder_inputs, model_crops, sketches_at, to_input
+from talkinghead.models.inputs import embedder_inputs, generation_regions, model_crops, sketches_at, to_input
 
 __all__ = ["Backend", "OnnxBackend", "TorchBackend", "embedder_inputs", "make_backend", "pick_device"]
 
@@ -127,9 +127,10 @@ class TorchBackend:
             t, (picked, picked_feats) = targets[rows], self._pick(src)
             prior = self._t(prior_grids(t, lmk[src], res, m))
             sketch = self._t(sketches_at(t, res, m))
+            region = self._t(generation_regions(t, res, m, self.config.gen_region)) if self.config.gen_region else None
             feats = [f.expand(len(rows), -1, -1, -1, -1) for f in picked_feats]
             images = picked.expand(len(rows), -1, -1, -1, -1)
-            out[rows] = self.generator(images, feats, prior, sketch, p[: len(rows)])[0].float().cpu().numpy()
+            out[rows] = self.generator(images, feats, prior, sketch, p[: len(rows)], region)[0].float().cpu().numpy()
         return out
 
 
@@ -176,10 +177,10 @@ class _WarpGenerate(torch.nn.Module):
         self.generator = generator
 
     def forward(self, images: torch.Tensor, f1: torch.Tensor, f2: torch.Tensor, f3: torch.Tensor,
-                prior: torch.Tensor, sketch: torch.Tensor, psi: torch.Tensor) -> torch.Tensor:
+                prior: torch.Tensor, sketch: torch.Tensor, psi: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
         n = prior.shape[0]
         feats = [f.expand(n, -1, -1, -1, -1) for f in (f1, f2, f3)]
-        return self.generator(images.expand(n, -1, -1, -1, -1), feats, prior, sketch, psi.expand(n, -1))[0]
+        return self.generator(images.expand(n, -1, -1, -1, -1), feats, prior, sketch, psi.expand(n, -1), region)[0]
 
 
 def _tag(*modules: torch.nn.Module | None, config: ModelConfig | None = None) -> str:
@@ -238,10 +239,11 @@ class OnnxBackend:
                 _export(_Encode(gen), (img, img), ["images", "sketches"], c_path, ["f1", "f2", "f3"])
             if not g_path.is_file():
                 axes = {"images": {1: "k"}, "f1": {1: "k"}, "f2": {1: "k"}, "f3": {1: "k"},
-                        "prior": {0: "batch", 1: "k"}, "sketch": {0: "batch"}, "output": {0: "batch"}}
+                        "prior": {0: "batch", 1: "k"}, "sketch": {0: "batch"}, "region": {0: "batch"},
+                        "output": {0: "batch"}}
                 _export(_WarpGenerate(gen), (img[None], *feats, torch.zeros(2, 1, 2, m, m), torch.zeros(2, 3, m, m),
-                                             torch.zeros(1, gen.psi_dim)),
-                        ["images", "f1", "f2", "f3", "prior", "sketch", "psi"], g_path, axes=axes)
+                                             torch.zeros(1, gen.psi_dim), torch.ones(2, 1, m, m)),
+                        ["images", "f1", "f2", "f3", "prior", "sketch", "psi", "region"], g_path, axes=axes)
             self._c = session(c_path)
         else:
             g_path = d / f"g-{tag}.onnx"
@@ -292,7 +294,9 @@ class OnnxBackend:
         for src, rows in source_groups(targets, lmk, self.config.fuse_sources):
             t = targets[rows]
             feeds = {k: (np.ascontiguousarray(v[:, src]) if k != "psi" else v) for k, v in self._sources.items()}
-            feeds |= {"prior": prior_grids(t, lmk[src], res, m), "sketch": sketches_at(t, res, m)}
+            g = self.config.gen_region  # the graph always gates: all ones is no gate
+            region = generation_regions(t, res, m, g) if g else np.ones((len(rows), 1, m, m), np.float32)
+            feeds |= {"prior": prior_grids(t, lmk[src], res, m), "sketch": sketches_at(t, res, m), "region": region}
             out[rows] = self._g.run(None, feeds)[0]
         return out
 

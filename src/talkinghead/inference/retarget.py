@@ -5,6 +5,11 @@ wider jaw (identity leakage). In *relative* mode we instead take each driving fr
 driver's reference frame, express it in the source's scale and orientation (a similarity transform fitted
 between the two reference shapes), and add it to the source's landmarks. *Absolute* mode only aligns the
 driver's landmarks onto the source's position and size.
+
+Relative motion needs a reference frame in which the driver looks as the source does (the same expression and
+about the same pose): a driver whose first frame has an open mouth would otherwise animate a closed-mouth photo
+with its mouth held shut, and a grimace in the first frame would be subtracted from every later one.
+:func:`reference_index` picks, among candidate driving frames, the one most like the source.
 """
 
 from __future__ import annotations
@@ -32,6 +37,23 @@ def similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 
 def apply(mat: np.ndarray, points: np.ndarray) -> np.ndarray:
     return (np.asarray(points, np.float64) @ mat[:, :2].T + mat[:, 2]).astype(np.float32)
+
+
+def shape_distance(driving: np.ndarray, source: np.ndarray) -> float:
+    """How unlike the source's pose and expression a driving face is: the RMS residual of the least-squares
+    similarity fit of the driver's 68 landmarks onto the source's, in units of the source's inter-ocular distance.
+    (The driver's own face shape adds about the same to every frame of one driver, so it does not sway a choice
+    between them.)"""
+    mapped = apply(similarity(driving, source), driving)
+    iod = float(np.linalg.norm(source[36:42].mean(0) - source[42:48].mean(0)))
+    return float(np.sqrt(((mapped - source) ** 2).sum(1).mean()) / max(iod, 1e-6))
+
+
+def reference_index(candidates: list[np.ndarray | None], source: np.ndarray) -> int | None:
+    """The index of the candidate driving landmarks (None: no face) most like ``source`` in pose and expression
+    (:func:`shape_distance`); None if no candidate has a face."""
+    scores = [(shape_distance(c, source), i) for i, c in enumerate(candidates) if c is not None]
+    return min(scores)[1] if scores else None
 
 
 class Retargeter:

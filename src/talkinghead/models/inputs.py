@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from talkinghead.faces.sketch import draw_sketch
+from talkinghead.faces.sketch import draw_sketch, feature_region
 from talkinghead.models.bundle import ModelBundle
 
 
@@ -18,6 +18,15 @@ def sketches_at(landmarks: np.ndarray, frame_size: int, size: int) -> np.ndarray
     """Landmarks ``(N, 68, 2)`` in ``frame_size``² pixels → sketches ``(N, 3, size, size)`` in [-1, 1]."""
     scale = size / frame_size
     return to_input(np.stack([draw_sketch((p + 0.5) * scale - 0.5, size) for p in landmarks]))
+
+
+def generation_regions(landmarks: np.ndarray, frame_size: int, size: int, grow: float) -> np.ndarray:
+    """Where the warp generator may use its generated pixels (``model.gen_region``): the eyes and the mouth of each
+    target, grown by ``grow`` × the inter-ocular distance, feathered by a 1-pixel Gaussian at ``size``. Landmarks
+    ``(N, 68, 2)`` in ``frame_size``² pixels → ``(N, 1, size, size) float32`` in [0, 1]."""
+    scale = size / frame_size
+    return np.stack([cv2.GaussianBlur(feature_region((p + 0.5) * scale - 0.5, size, grow), (0, 0), 1.0)[None]
+                     for p in landmarks]).astype(np.float32)
 
 
 def embedder_inputs(bundle: ModelBundle, crops: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

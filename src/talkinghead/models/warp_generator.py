@@ -163,10 +163,13 @@ class WarpGenerator(nn.Module):
         return self.encoder(torch.cat([images, sketches], 1))
 
     def forward(self, images: torch.Tensor, feats: list[torch.Tensor], prior: torch.Tensor,
-                target_sketch: torch.Tensor, psi: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                target_sketch: torch.Tensor, psi: torch.Tensor,
+                region: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Sources ``images (B, K, 3, S, S)`` and their ``feats`` (from :meth:`encode`, each ``(B, K, C, h, w)``),
         ``prior (B, K, 2, m, m)``, ``target_sketch (B, 3, m, m)``, ``psi (B, psi_dim)`` →
-        ``(B, 3, S, S)`` in [-1, 1] and auxiliary maps (``flow_delta``, ``blend``)."""
+        ``(B, 3, S, S)`` in [-1, 1] and auxiliary maps (``flow_delta``, ``blend``: as predicted, before the fixed
+        rules). ``region (B, 1, m, m)`` in [0, 1], at inference (:func:`~talkinghead.models.inputs.generation_regions`):
+        where generated pixels may be used (``model.gen_region``); None: anywhere."""
         b, k = images.shape[:2]
         s, m = self.cfg.resolution, self.cfg.motion_resolution  # constants, so the graph exports to ONNX
         flat = images.flatten(0, 1)
@@ -231,6 +234,10 @@ class WarpGenerator(nn.Module):
             gate = fuse(_resize((1.0 - moved / self.cfg.static_motion_px).clamp(0.0, 1.0), s), conf_full)
             w_warp = w_warp + w_static * (1.0 - gate)
             w_static = w_static * gate
+        if region is not None:  # outside it, the generated weight goes to the sources, in their own proportion
+            cut = w_gen * (1.0 - _resize(region, s))
+            share = (w_warp + 1e-3) / (w_warp + w_static + 1e-3)
+            w_warp, w_static, w_gen = w_warp + cut * share, w_static + cut * (1.0 - share), w_gen - cut
         image = w_warp * warped_px + w_static * static_px + w_gen * generated
         return image, {"flow_delta": delta, "blend": blend, "generated": generated, "warped": warped_px}
 

@@ -1,0 +1,109 @@
+"""Cross-reenactment: does the portrait's mouth open and close with the driver's? Prints figures; asserts nothing.
+
+Relative motion adds each driving frame's displacement from a *reference* frame to the photo's landmarks. With the
+first frame as the reference, a driver that starts mid-word (mouth open) leaves a closed-mouth photo's mouth shut
+for the whole clip, and a driver that starts with a closed mouth turns an open-mouthed smile's closures into lips
+pressed together. ``--reference auto`` (the default since this benchmark) takes the frame of the first 2 s most like
+the photo in pose and expression instead (``talkinghead.inference.retarget.reference_index``).
+
+For every photo × driving clip and both references, the clip's landmark track (tracked once) animates the photo
+through :meth:`Animator.animate` (the product's path: H.264 written and read back), landmarks are *detected* on
+each output frame, and the output's mouth opening (inner-lip distance / inter-ocular distance) is compared with
+the driver's: Pearson r per pair, then the mean over pairs; also the output's mean opening and the share of
+frames where the driver's mouth is open (over 0.1) but the output's is shut (under 0.03).
+
+    .venv/bin/python benchmarks/mouth_follow.py [--frames 125] [--model FILE]
+        [--portraits NAME ...] [--driving VIDEO ...]
+
+Defaults: eight portraits from ``../shared/corpus/images/portraits`` (none in the training data) and the first
+clip of each validation identity of ``../shared/corpus/videos.csv`` (never trained on).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from talkinghead.config import TrackerConfig
+from talkinghead.evaluation.metrics import detect_face_landmarks
+from talkinghead.faces.track import FaceTracker
+from talkinghead.inference.animate import AnimateOptions, Animator
+from talkinghead.io import read_video
+from talkinghead.speech.shapes import mouth_opening
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+PORTRAITS = ["echomimic_b", "gpen_00004", "hallo_3", "anthony_hopkins", "audrey_hepburn", "SYN_vasa_l3",
+             "codeformer_0342", "deca_image02246"]
+OPEN, SHUT = 0.1, 0.03
+
+
+def validation_clips() -> list[Path]:
+    seen: dict[str, Path] = {}
+    with open(CORPUS / "videos.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            if row["split"] == "val" and row["identity"] not in seen:
+                seen[row["identity"]] = CORPUS / row["path"]
+    return list(seen.values())
+
+
+def track(path: Path, frames: int) -> tuple[np.ndarray, float]:
+    images, info = read_video(path, max_frames=frames)
+    tracker = FaceTracker(TrackerConfig(), fps=info.fps)
+    lmks = [tracker.update(f).landmarks for f in images]
+    return np.stack([np.full((68, 2), np.nan, np.float32) if x is None else x for x in lmks]), info.fps
+
+
+def openings(video: Path) -> np.ndarray:
+    frames, _ = read_video(video)
+    out = []
+    for f in frames:
+        lmk = detect_face_landmarks(f)
+        out.append(np.nan if lmk is None else float(mouth_opening(lmk)))
+    return np.array(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--portraits", nargs="+", default=PORTRAITS)
+    ap.add_argument("--driving", nargs="+", type=Path, default=None)
+    ap.add_argument("--frames", type=int, default=125)
+    ap.add_argument("--model", default=None)
+    args = ap.parse_args()
+    drivers = args.driving or validation_clips()
+    tracks = {d: track(d, args.frames) for d in drivers}
+    anim = Animator(args.model, device="cpu")
+    rs: dict[str, list[float]] = {"first": [], "auto": []}
+    means: dict[str, list[float]] = {"first": [], "auto": []}
+    shut: dict[str, list[float]] = {"first": [], "auto": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.portraits:
+            photo = sorted((CORPUS / "images" / "portraits" / name).iterdir())[0]
+            anim.set_source([photo], progress=False)
+            for d, (lmks, fps) in tracks.items():
+                drv = mouth_opening(lmks)
+                line = [f"{name:18s} {d.parent.name:24s}"]
+                for ref in ("first", "auto"):
+                    out = Path(tmp) / f"{ref}.mp4"
+                    anim.animate((lmks, fps), out, AnimateOptions(reference=ref, progress=False, credentials=False))
+                    got = openings(out)
+                    ok = np.isfinite(drv) & np.isfinite(got)
+                    r = float(np.corrcoef(drv[ok], got[ok])[0, 1]) if ok.sum() > 2 and got[ok].std() > 0 else 0.0
+                    s = float(((drv[ok] > OPEN) & (got[ok] < SHUT)).sum() / max((drv[ok] > OPEN).sum(), 1))
+                    rs[ref].append(r)
+                    means[ref].append(float(np.nanmean(got)))
+                    shut[ref].append(s)
+                    line.append(f"{ref}: r {r:6.3f}, mean opening {np.nanmean(got):.3f}, shut while open {s:5.1%}")
+                print(" | ".join(line) + f" | driver mean {np.nanmean(drv):.3f}", flush=True)
+    for ref in ("first", "auto"):
+        r = np.array(rs[ref])
+        print(f"reference {ref:5s}: mean r {r.mean():.3f} (median {np.median(r):.3f}, lowest {r.min():.3f}) over "
+              f"{len(r)} pairs; mean output opening {np.mean(means[ref]):.3f}; shut while the driver's is open "
+              f"{np.mean(shut[ref]):.1%}")
+
+
+if __name__ == "__main__":
+    main()
