@@ -338,7 +338,8 @@ def _canvas(image: np.ndarray, box: CropBox, max_side: int) -> tuple[np.ndarray,
 class FrameStep:
     """The per-frame work every pipeline shares (files: :meth:`Animator.animate`; live: :meth:`Animator.stream`):
     driving landmarks → target landmarks (relative motion from a reference frame, :meth:`choose_reference`, else
-    the first good frame; the last pose is held while no face is found) → generated faces → output frames (upscale, paste-back, side-by-side; not yet marked)."""
+    the first good frame; the last pose is held while no face is found) → generated faces → output frames
+    (upscale, paste-back, side-by-side; not yet marked)."""
 
     def __init__(self, anim: Animator, opt: AnimateOptions) -> None:
         self.anim = anim

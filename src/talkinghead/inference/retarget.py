@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from talkinghead.faces.measures import eye_opening, interocular, mouth_opening
+
 # Points that move little with expression (brows' inner ends, eye corners, nose): used to fit head pose.
 STABLE = np.array([21, 22, 27, 28, 29, 30, 31, 33, 35, 36, 39, 42, 45])
 
@@ -39,20 +41,23 @@ def apply(mat: np.ndarray, points: np.ndarray) -> np.ndarray:
     return (np.asarray(points, np.float64) @ mat[:, :2].T + mat[:, 2]).astype(np.float32)
 
 
-def shape_distance(driving: np.ndarray, source: np.ndarray) -> float:
-    """How unlike the source's pose and expression a driving face is: the RMS residual of the least-squares
-    similarity fit of the driver's 68 landmarks onto the source's, in units of the source's inter-ocular distance.
-    (The driver's own face shape adds about the same to every frame of one driver, so it does not sway a choice
-    between them.)"""
+def reference_distance(driving: np.ndarray, source: np.ndarray) -> float:
+    """How unlike the source's pose and expression a driving face is, in units of the inter-ocular distance: the
+    RMS residual of the least-squares similarity fit of the driver's 68 landmarks onto the source's, plus the
+    differences in mouth and eye opening. (The driver's own face shape adds about the same to every frame of one
+    driver, so it does not sway a choice between them; the openings are what relative motion must not get wrong: a
+    reference with the mouth open pushes a closed mouth's lips through each other when the driver closes it.)"""
     mapped = apply(similarity(driving, source), driving)
-    iod = float(np.linalg.norm(source[36:42].mean(0) - source[42:48].mean(0)))
-    return float(np.sqrt(((mapped - source) ** 2).sum(1).mean()) / max(iod, 1e-6))
+    iod = float(interocular(source))
+    shape = float(np.sqrt(((mapped - source) ** 2).sum(1).mean()) / max(iod, 1e-6))
+    return shape + abs(float(mouth_opening(driving) - mouth_opening(source))) + \
+        abs(float(eye_opening(driving) - eye_opening(source)))
 
 
 def reference_index(candidates: list[np.ndarray | None], source: np.ndarray) -> int | None:
     """The index of the candidate driving landmarks (None: no face) most like ``source`` in pose and expression
-    (:func:`shape_distance`); None if no candidate has a face."""
-    scores = [(shape_distance(c, source), i) for i, c in enumerate(candidates) if c is not None]
+    (:func:`reference_distance`); None if no candidate has a face."""
+    scores = [(reference_distance(c, source), i) for i, c in enumerate(candidates) if c is not None]
     return min(scores)[1] if scores else None
 
 

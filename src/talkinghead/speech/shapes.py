@@ -9,6 +9,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from talkinghead.faces.measures import (  # noqa: F401 (re-exported: the speech code's measures)
+    EYELID_PAIRS,
+    INNER_LIP_PAIRS,
+    LEFT_EYE,
+    RIGHT_EYE,
+    eye_centres,
+    eye_opening,
+    interocular,
+    mouth_opening,
+)
 from talkinghead.inference.retarget import STABLE, apply, similarity
 
 JAW = np.arange(0, 17)
@@ -17,20 +27,6 @@ SPEECH_POINTS = np.concatenate([JAW, MOUTH])
 """The points the audio model moves: the jaw line and the lips (37)."""
 UPPER_POINTS = np.arange(17, 48)
 """Brows, nose and eyes (31): moved by the idle-motion bank (blinks, brow raises)."""
-INNER_LIP_PAIRS = np.array([[61, 67], [62, 66], [63, 65]])
-LEFT_EYE, RIGHT_EYE = np.arange(36, 42), np.arange(42, 48)
-EYELID_PAIRS = np.array([[37, 41], [38, 40], [43, 47], [44, 46]])
-
-
-def eye_centres(lmk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    lmk = np.asarray(lmk, np.float64)
-    return lmk[..., LEFT_EYE, :].mean(-2), lmk[..., RIGHT_EYE, :].mean(-2)
-
-
-def interocular(lmk: np.ndarray) -> np.ndarray:
-    """Distance between the eye centres (pixels), per face."""
-    a, b = eye_centres(lmk)
-    return np.linalg.norm(b - a, axis=-1)
 
 
 def to_canonical_matrix(lmk: np.ndarray) -> np.ndarray:
@@ -55,20 +51,6 @@ def align_clip(lmks: np.ndarray) -> np.ndarray:
         aligned = np.stack([apply(similarity(f[STABLE], ref[STABLE]), f) for f in lmks]).astype(np.float64)
         ref = np.median(aligned, axis=0)
     return apply(to_canonical_matrix(ref), aligned.reshape(-1, 2)).reshape(aligned.shape)
-
-
-def mouth_opening(lmk: np.ndarray) -> np.ndarray:
-    """Inner-lip distance over the inter-ocular distance, per face ``(..., 68, 2)`` → ``(...)``."""
-    lmk = np.asarray(lmk, np.float64)
-    gap = np.linalg.norm(lmk[..., INNER_LIP_PAIRS[:, 0], :] - lmk[..., INNER_LIP_PAIRS[:, 1], :], axis=-1).mean(-1)
-    return (gap / np.maximum(interocular(lmk), 1e-9)).astype(np.float32)
-
-
-def eye_opening(lmk: np.ndarray) -> np.ndarray:
-    """Eyelid distance over the inter-ocular distance (both eyes' mean): blinks show as dips."""
-    lmk = np.asarray(lmk, np.float64)
-    gap = np.linalg.norm(lmk[..., EYELID_PAIRS[:, 0], :] - lmk[..., EYELID_PAIRS[:, 1], :], axis=-1).mean(-1)
-    return (gap / np.maximum(interocular(lmk), 1e-9)).astype(np.float32)
 
 
 def neutral_face(aligned: np.ndarray, closed_fraction: float = 0.15) -> np.ndarray:

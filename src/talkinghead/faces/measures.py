@@ -1,0 +1,35 @@
+"""Face-size-free measures of a face's 68 landmarks: how open the mouth and the eyes are, in inter-ocular
+distances, so that they compare across people and photo sizes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+INNER_LIP_PAIRS = np.array([[61, 67], [62, 66], [63, 65]])
+LEFT_EYE, RIGHT_EYE = np.arange(36, 42), np.arange(42, 48)
+EYELID_PAIRS = np.array([[37, 41], [38, 40], [43, 47], [44, 46]])
+
+
+def eye_centres(lmk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    lmk = np.asarray(lmk, np.float64)
+    return lmk[..., LEFT_EYE, :].mean(-2), lmk[..., RIGHT_EYE, :].mean(-2)
+
+
+def interocular(lmk: np.ndarray) -> np.ndarray:
+    """Distance between the eye centres (pixels), per face."""
+    a, b = eye_centres(lmk)
+    return np.linalg.norm(b - a, axis=-1)
+
+
+def mouth_opening(lmk: np.ndarray) -> np.ndarray:
+    """Inner-lip distance over the inter-ocular distance, per face ``(..., 68, 2)`` → ``(...)``."""
+    lmk = np.asarray(lmk, np.float64)
+    gap = np.linalg.norm(lmk[..., INNER_LIP_PAIRS[:, 0], :] - lmk[..., INNER_LIP_PAIRS[:, 1], :], axis=-1).mean(-1)
+    return (gap / np.maximum(interocular(lmk), 1e-9)).astype(np.float32)
+
+
+def eye_opening(lmk: np.ndarray) -> np.ndarray:
+    """Eyelid distance over the inter-ocular distance (both eyes' mean): blinks show as dips."""
+    lmk = np.asarray(lmk, np.float64)
+    gap = np.linalg.norm(lmk[..., EYELID_PAIRS[:, 0], :] - lmk[..., EYELID_PAIRS[:, 1], :], axis=-1).mean(-1)
+    return (gap / np.maximum(interocular(lmk), 1e-9)).astype(np.float32)
