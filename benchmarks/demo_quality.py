@@ -35,7 +35,7 @@ from talkinghead.assets import driving_motion
 from talkinghead.data.examples import astronaut
 from talkinghead.evaluation.baselines import piecewise_affine
 from talkinghead.evaluation.metrics import detect_face_landmarks, identity_embedding
-from talkinghead.inference.animate import AnimateOptions, Animator, FrameStep
+from talkinghead.inference.animate import REFERENCE_SECONDS, AnimateOptions, Animator, FrameStep
 from talkinghead.io import read_video, write_image
 from talkinghead.speech.shapes import mouth_opening
 
@@ -130,7 +130,9 @@ def main() -> None:
     driving_open = mouth_opening(track)
     score("ours", frames, photo_emb, driving_open, src.crop)
     step = FrameStep(anim, AnimateOptions())  # the demo's target landmarks, as the pipeline computes them
-    targets = [step.target(l_ if np.isfinite(l_).all() else None, None) for l_ in track]
+    faces = [l_ if np.isfinite(l_).all() else None for l_ in track]
+    step.choose_reference(faces[: max(1, round(REFERENCE_SECONDS * fps))])
+    targets = [step.target(l_, None) for l_ in faces]
     pa = np.stack([piecewise_affine(src.crop, src.landmarks, t) for t in targets])
     score("warp", pa, photo_emb, driving_open, src.crop)
     blend_weights(anim, targets)
