@@ -353,7 +353,8 @@ def _cmd_animate(args: argparse.Namespace) -> int:
         api.check_output_path(Path(args.frames) / "000000.png", [*args.source, args.driving])
     result = api.animate(args.source, args.driving, args.out, model=args.model, finetune_steps=args.finetune_steps,
                          shots=args.shots, relative=args.relative, reference=args.reference,
-                         paste_back=args.paste_back, max_side=args.max_side, side_by_side=args.side_by_side, frames_dir=args.frames, output_size=args.size,
+                         paste_back=args.paste_back, max_side=args.max_side, side_by_side=args.side_by_side,
+                         frames_dir=args.frames, output_size=args.size,
                          device=args.device, backend=args.backend, watermark=not args.no_watermark,
                          progress=not args.no_progress, model_file=_model_file(args.model), face_index=args.face_index,
                          **credentials)
