@@ -14,6 +14,11 @@ frames where the driver's mouth is open (over 0.1) but the output's is shut (und
 
     .venv/bin/python benchmarks/mouth_follow.py [--frames 125] [--model FILE]
         [--portraits NAME ...] [--driving VIDEO ...]
+    .venv/bin/python benchmarks/mouth_follow.py --targets-only --windows 1 2 5   # the look-ahead, in seconds
+
+``--targets-only`` renders nothing: it scores the target landmarks themselves, per look-ahead window (the reference
+chosen among that many seconds of the clip): the share of frames whose inner lips cross (lower above upper by more
+than 0.02 inter-ocular distances), which is what pushed lips through each other in the rendered frames.
 
 Defaults: eight portraits from ``../shared/corpus/images/portraits`` (none in the training data) and the first
 clip of each validation identity of ``../shared/corpus/videos.csv`` (never trained on).
@@ -28,12 +33,14 @@ from pathlib import Path
 
 import numpy as np
 
-from talkinghead.config import TrackerConfig
+from talkinghead.config import PrepareConfig, TrackerConfig
 from talkinghead.evaluation.metrics import detect_face_landmarks
+from talkinghead.faces.measures import interocular, mouth_opening
 from talkinghead.faces.track import FaceTracker
-from talkinghead.inference.animate import AnimateOptions, Animator
+from talkinghead.inference.animate import CROP_SIZE, AnimateOptions, Animator
+from talkinghead.inference.retarget import Retargeter, reference_index
+from talkinghead.inference.source import load_sources
 from talkinghead.io import read_video
-from talkinghead.speech.shapes import mouth_opening
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 PORTRAITS = ["echomimic_b", "gpen_00004", "hallo_3", "anthony_hopkins", "audrey_hepburn", "SYN_vasa_l3",
@@ -66,15 +73,40 @@ def openings(video: Path) -> np.ndarray:
     return np.array(out)
 
 
+def crossed_lips(portraits: list[str], tracks: dict[Path, tuple[np.ndarray, float]], windows: list[float]) -> None:
+    sources = [load_sources([sorted((CORPUS / "images" / "portraits" / n).iterdir())[0]], 1,
+                            PrepareConfig(size=CROP_SIZE))[0].landmarks for n in portraits]
+    for seconds in [0.0, *windows]:  # 0: the first frame with a face
+        crossed = []
+        for src in sources:
+            for lmks, fps in tracks.values():
+                faces = [x if np.isfinite(x).all() else None for x in lmks]
+                ret = Retargeter(src)
+                i = reference_index(faces[: max(1, round(seconds * fps))], src) if seconds else \
+                    next(j for j, x in enumerate(faces) if x is not None)
+                ret.set_reference(faces[i])  # type: ignore[arg-type]
+                tg = np.stack([ret(x) for x in faces if x is not None])
+                gap = (tg[:, [67, 66, 65], 1] - tg[:, [61, 62, 63], 1]).mean(1) / interocular(tg)
+                crossed.append(float((gap < -0.02).mean()))
+        name = f"best of the first {seconds:g} s" if seconds else "the first frame"
+        print(f"reference = {name:24s}: inner lips crossed in {np.mean(crossed):.1%} of target frames "
+              f"({len(crossed)} pairs)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--portraits", nargs="+", default=PORTRAITS)
     ap.add_argument("--driving", nargs="+", type=Path, default=None)
     ap.add_argument("--frames", type=int, default=125)
     ap.add_argument("--model", default=None)
+    ap.add_argument("--targets-only", action="store_true")
+    ap.add_argument("--windows", nargs="+", type=float, default=[1.0, 2.0, 5.0])
     args = ap.parse_args()
     drivers = args.driving or validation_clips()
     tracks = {d: track(d, args.frames) for d in drivers}
+    if args.targets_only:
+        crossed_lips(args.portraits, tracks, args.windows)
+        return
     anim = Animator(args.model, device="cpu")
     rs: dict[str, list[float]] = {"first": [], "auto": []}
     means: dict[str, list[float]] = {"first": [], "auto": []}
