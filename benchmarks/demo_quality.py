@@ -35,9 +35,9 @@ from talkinghead.assets import driving_motion
 from talkinghead.data.examples import astronaut
 from talkinghead.evaluation.baselines import piecewise_affine
 from talkinghead.evaluation.metrics import detect_face_landmarks, identity_embedding
-from talkinghead.inference.animate import REFERENCE_SECONDS, AnimateOptions, Animator, FrameStep
+from talkinghead.faces.measures import mouth_opening
+from talkinghead.inference.animate import AnimateOptions, Animator, FrameStep
 from talkinghead.io import read_video, write_image
-from talkinghead.speech.shapes import mouth_opening
 
 
 def face_mask(lmk: np.ndarray, size: int, grow: float = 1.15) -> np.ndarray:
@@ -130,9 +130,8 @@ def main() -> None:
     driving_open = mouth_opening(track)
     score("ours", frames, photo_emb, driving_open, src.crop)
     step = FrameStep(anim, AnimateOptions())  # the demo's target landmarks, as the pipeline computes them
-    faces = [l_ if np.isfinite(l_).all() else None for l_ in track]
-    step.choose_reference(faces[: max(1, round(REFERENCE_SECONDS * fps))])
-    targets = [step.target(l_, None) for l_ in faces]
+    faces = iter([(l_ if np.isfinite(l_).all() else None, None) for l_ in track])
+    targets = [step.target(l_, None) for l_, _ in step.look_ahead(faces, fps)]
     pa = np.stack([piecewise_affine(src.crop, src.landmarks, t) for t in targets])
     score("warp", pa, photo_emb, driving_open, src.crop)
     blend_weights(anim, targets)

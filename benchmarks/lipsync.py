@@ -27,8 +27,9 @@ import sys
 import numpy as np
 
 from talkinghead.data.audio import loudness
+from talkinghead.faces.measures import mouth_opening
 from talkinghead.speech.model import load_speech_model, normalise_level
-from talkinghead.speech.shapes import SPEECH_POINTS, mouth_opening
+from talkinghead.speech.shapes import SPEECH_POINTS
 from talkinghead.speech.train import load_speech_data
 
 MAX_LAG = 5

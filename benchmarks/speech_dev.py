@@ -23,7 +23,8 @@ import numpy as np
 
 from talkinghead.config import parse_overrides
 from talkinghead.data.audio import loudness
-from talkinghead.speech.shapes import SPEECH_POINTS, mouth_opening
+from talkinghead.faces.measures import mouth_opening
+from talkinghead.speech.shapes import SPEECH_POINTS
 from talkinghead.speech.train import SpeechData, SpeechTrainConfig, fit_speech_model, load_speech_data
 
 TEST = ["grid_spk_*", "mead_*", "vr?_*"]

@@ -16,10 +16,10 @@ import cv2
 import numpy as np
 
 from talkinghead.data.audio import loudness
+from talkinghead.faces.measures import eye_opening, mouth_opening
 from talkinghead.io.images import write_image
 from talkinghead.io.video import read_video
 from talkinghead.speech.drive import SpeechDriver, load_speech
-from talkinghead.speech.shapes import eye_opening, mouth_opening
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ from talkinghead.data.audio import (
     video_audio_features,
 )
 from talkinghead.errors import InputError
+from talkinghead.faces.measures import mouth_opening
 from talkinghead.speech.model import (
     AudioToMotion,
     SpeechModelConfig,
@@ -30,7 +31,7 @@ from talkinghead.speech.model import (
     normalise_level,
     save_speech_model,
 )
-from talkinghead.speech.shapes import SPEECH_POINTS, mouth_opening, speech_targets
+from talkinghead.speech.shapes import SPEECH_POINTS, speech_targets
 
 from .conftest import write_frames
 

@@ -294,14 +294,7 @@ class Animator:
             pending.clear()
 
         try:
-            items: Iterator[tuple[np.ndarray | None, np.ndarray | None]] = drv.items
-            if opt.relative and opt.reference == "auto":
-                # only the side-by-side view needs the driving frames (a 4K clip's 2 s of frames are gigabytes)
-                ahead = [(lmk, frame if opt.side_by_side else None)
-                         for lmk, frame in islice(items, max(1, round(REFERENCE_SECONDS * drv.fps)))]
-                step.choose_reference([lmk for lmk, _ in ahead])
-                items = chain(ahead, items)
-            for lmk, frame in items:
+            for lmk, frame in step.look_ahead(drv.items, drv.fps):
                 pending.append((step.target(lmk, frame), frame))
                 if len(pending) >= opt.batch_size:
                     flush()
@@ -357,6 +350,18 @@ class FrameStep:
             canvas, box = _canvas(self.src.image, self.src.box, opt.max_side)
             fixed = anim._paste_mask(None, self.src.landmarks) if anim.fixed_paste_mask else None
             self.paster = Paster(canvas, box, fixed)
+
+    def look_ahead(self, items: Iterator[tuple[np.ndarray | None, np.ndarray | None]],
+                   fps: float) -> Iterator[tuple[np.ndarray | None, np.ndarray | None]]:
+        """A driving stream's ``(landmarks, frame)`` items as they are, after choosing the reference among its first
+        :data:`REFERENCE_SECONDS` (relative motion with ``reference="auto"``; otherwise nothing is read ahead)."""
+        if not (self.opt.relative and self.opt.reference == "auto"):
+            return items
+        # only the side-by-side view needs the driving frames (a 4K clip's 2 s of frames are gigabytes)
+        ahead = [(lmk, frame if self.opt.side_by_side else None)
+                 for lmk, frame in islice(items, max(1, round(REFERENCE_SECONDS * fps)))]
+        self.choose_reference([lmk for lmk, _ in ahead])
+        return chain(ahead, items)
 
     def choose_reference(self, landmarks: list[np.ndarray | None]) -> None:
         """Take the driving frame (of these, None: no face) most like the source as relative motion's reference

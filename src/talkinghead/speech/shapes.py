@@ -9,16 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from talkinghead.faces.measures import (  # noqa: F401 (re-exported: the speech code's measures)
-    EYELID_PAIRS,
-    INNER_LIP_PAIRS,
-    LEFT_EYE,
-    RIGHT_EYE,
-    eye_centres,
-    eye_opening,
-    interocular,
-    mouth_opening,
-)
+from talkinghead.faces.measures import eye_centres, mouth_opening
 from talkinghead.inference.retarget import STABLE, apply, similarity
 
 JAW = np.arange(0, 17)

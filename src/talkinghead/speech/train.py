@@ -24,6 +24,7 @@ from tqdm import tqdm
 from talkinghead.data.audio import loudness
 from talkinghead.data.dataset import PreparedDataset
 from talkinghead.errors import InputError
+from talkinghead.faces.measures import INNER_LIP_PAIRS, mouth_opening
 from talkinghead.speech.bank import build_bank, clip_motion, save_bank
 from talkinghead.speech.model import (
     RANGE_DB,
@@ -33,7 +34,7 @@ from talkinghead.speech.model import (
     normalise_level,
     save_speech_model,
 )
-from talkinghead.speech.shapes import INNER_LIP_PAIRS, SPEECH_POINTS, mouth_opening, speech_targets
+from talkinghead.speech.shapes import SPEECH_POINTS, speech_targets
 
 _INNER = np.searchsorted(SPEECH_POINTS, INNER_LIP_PAIRS)  # the inner-lip pairs as indices into SPEECH_POINTS
 
