@@ -113,8 +113,9 @@ def test_reference_is_the_driving_frame_most_like_the_source(micro_warp_model: P
     crop = anim.set_source([astronaut()], progress=False)[0].landmarks
     k = np.linalg.norm(crop[45] - crop[36]) / np.linalg.norm(src[45] - src[36])  # photo → crop pixels
     seen: list[np.ndarray] = []
-    render = anim.render
-    monkeypatch.setattr(anim, "render", lambda targets: (seen.extend(targets), render(targets))[1])
+    for name in ("render", "render_layers"):  # the micro model renders 64²: its faces are composed at 256²
+        method = getattr(anim, name)
+        monkeypatch.setattr(anim, name, lambda targets, method=method: (seen.extend(targets), method(targets))[1])
     lmks = np.stack([np.full((68, 2), np.nan, np.float32) if t is None else t for t in track])
     for reference, closed_gap in (("auto", 0.0), ("first", -15.0 * k)):
         seen.clear()
@@ -213,3 +214,47 @@ def test_onnx_cache_key_follows_the_config_not_only_the_weights(micro_warp_model
     gen = bundle.generator
     assert _tag(gen, config=bundle.config) == _tag(gen, config=replace(bundle.config))
     assert _tag(gen, config=bundle.config) != _tag(gen, config=replace(bundle.config, border_flow=0.0))
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10 * np.log10(255.0**2 / np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)))
+
+
+def test_faces_are_composed_at_the_output_size_from_the_photos_own_pixels(micro_warp_model: Path,
+                                                                         tmp_path: Path) -> None:
+    """The warp generator's faces, composed again from their layers (``full_resolution``): at the model's size they
+    are its own output (one source and two); at a larger output size the photo's detail survives, where upscaling
+    the model's crop loses it."""
+    import cv2
+
+    from talkinghead.faces.crop import crop_image
+    from talkinghead.inference.compose import compose_layers
+
+    anim = Animator(micro_warp_model, device="cpu")
+    res = anim.resolution  # 32
+    photo = astronaut()
+    for photos in ([photo], [photo, np.ascontiguousarray(photo[:, ::-1])]):
+        faces = anim.set_source(photos, progress=False)
+        targets = np.stack([faces[0].landmarks + [3.0 * i, -2.0 * i] for i in range(3)]).astype(np.float32)
+        layers = anim.render_layers(targets)
+        assert layers.sources.shape == (3, len(photos))
+        small = [cv2.resize(f.crop, (res, res), interpolation=cv2.INTER_AREA) for f in faces]
+        again = np.stack(compose_layers(layers, small))
+        assert np.abs(again.astype(int) - anim.render(targets).astype(int)).max() <= 3
+    faces = anim.set_source([photo], progress=False)
+    truth = crop_image(photo, faces[0].box, 256)
+    still = np.repeat(detect_landmarks(photo)[None], 4, axis=0)  # a driver that does not move
+    frames = {}
+    for full in (True, False):
+        d = tmp_path / f"full{int(full)}"
+        anim.animate((still, 25.0), tmp_path / f"{full}.mp4", AnimateOptions(
+            full_resolution=full, frames_dir=d, watermark=False, credentials=False, progress=False))
+        frames[full] = [cv2.imread(str(p))[:, :, ::-1] for p in sorted(d.glob("*.png"))]
+    assert len(frames[True]) == len(frames[False]) == 4 and frames[True][0].shape == (256, 256, 3)
+
+    def detail(img: np.ndarray) -> float:
+        return float(cv2.Laplacian(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), cv2.CV_32F).var())
+
+    full, upscaled = frames[True][-1], frames[False][-1]
+    assert _psnr(full, truth) > _psnr(upscaled, truth) + 3.0
+    assert detail(full) > 0.5 * detail(truth) > detail(upscaled)

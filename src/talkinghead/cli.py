@@ -75,6 +75,9 @@ def _add_paste_back_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--paste-back", action="store_true", help="blend the face back into the full source photo")
     p.add_argument("--max-side", type=int, default=1920, metavar="PX",
                    help="with --paste-back, scale photos larger than this down to it (default 1920; 0 = keep)")
+    p.add_argument("--no-full-resolution", action="store_true",
+                   help="upscale the model's 256² face to the photo's size instead of composing it there from the "
+                        "photo's own pixels (faster, softer)")
 
 
 def _add_output_options(p: argparse.ArgumentParser) -> None:
@@ -354,7 +357,7 @@ def _cmd_animate(args: argparse.Namespace) -> int:
     result = api.animate(args.source, args.driving, args.out, model=args.model, finetune_steps=args.finetune_steps,
                          shots=args.shots, relative=args.relative, reference=args.reference,
                          paste_back=args.paste_back, max_side=args.max_side, side_by_side=args.side_by_side,
-                         frames_dir=args.frames, output_size=args.size,
+                         frames_dir=args.frames, output_size=args.size, full_resolution=not args.no_full_resolution,
                          device=args.device, backend=args.backend, watermark=not args.no_watermark,
                          progress=not args.no_progress, model_file=_model_file(args.model), face_index=args.face_index,
                          **credentials)
@@ -399,7 +402,8 @@ def _cmd_live(args: argparse.Namespace) -> int:
                          model_file=_model_file(args.model), **credentials)  # type: ignore[arg-type]
         recorder = live.Recorder(args.out, fps, marker) if args.out else None
         options = AnimateOptions(relative=args.relative, paste_back=args.paste_back, max_side=args.max_side,
-                                 side_by_side=args.side_by_side, output_size=args.size, progress=False)
+                                 side_by_side=args.side_by_side, output_size=args.size,
+                                 full_resolution=not args.no_full_resolution, progress=False)
         print(f"talkinghead: live from {args.driving or f'camera {camera.index}'} at {fps:.1f} fps "
               "(Ctrl-C to stop)", file=sys.stderr, flush=True)
         result = live.run_session(anim.stream(frames, options, fps=fps, mark=marker), recorder, window, args.seconds)
@@ -432,7 +436,8 @@ def _cmd_speak(args: argparse.Namespace) -> int:
                        language=args.language, voice=args.voice, words_per_minute=args.rate, fps=args.fps,
                        max_seconds=args.max_seconds, head_motion=args.head_motion, seed=args.seed,
                        device=args.device, backend=args.backend, paste_back=args.paste_back, max_side=args.max_side,
-                       output_size=args.size, watermark=not args.no_watermark, progress=not args.no_progress,
+                       output_size=args.size, full_resolution=not args.no_full_resolution,
+                       watermark=not args.no_watermark, progress=not args.no_progress,
                        model_file=_model_file(args.model), face_index=args.face_index, **credentials)
     tts = f" (TTS {result.tts_seconds:.1f} s)" if args.text is not None else ""
     print(f"wrote {result.path}: {result.frames} frames at {result.fps:g} fps, {result.audio_seconds:.1f} s of speech; "

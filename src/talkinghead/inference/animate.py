@@ -20,11 +20,19 @@ from tqdm import tqdm
 
 from talkinghead.config import PrepareConfig, TrackerConfig
 from talkinghead.errors import InputError, NoFaceError
-from talkinghead.faces.crop import CropBox, face_crop_box
+from talkinghead.faces.crop import CropBox, crop_image, face_crop_box
 from talkinghead.faces.sketch import draw_sketch
 from talkinghead.faces.track import FaceTracker
-from talkinghead.inference.backends import Backend, embedder_inputs, make_backend, pick_device
-from talkinghead.inference.compose import Paster, crop_mask, driver_view, face_mask, side_by_side, upscale
+from talkinghead.inference.backends import Backend, RenderLayers, embedder_inputs, make_backend, pick_device
+from talkinghead.inference.compose import (
+    Paster,
+    compose_layers,
+    crop_mask,
+    driver_view,
+    face_mask,
+    side_by_side,
+    upscale,
+)
 from talkinghead.inference.retarget import Retargeter, reference_index
 from talkinghead.inference.source import SourceFace, load_sources
 from talkinghead.io.images import write_image
@@ -40,6 +48,9 @@ CROP_SIZE = 256
 
 MIN_OUTPUT_SIZE, MAX_OUTPUT_SIZE = 64, 2048
 """The output face side's range, in pixels (smaller shows no usable face; larger is only more upscaling)."""
+
+FULL_RESOLUTION_FROM = 1.1
+"""``full_resolution`` composes at the output's size where it is this many times the model's resolution or more."""
 
 REFERENCES = ("auto", "first")
 REFERENCE_SECONDS = 2.0
@@ -63,6 +74,10 @@ class AnimateOptions:
     """Show the driving face to the left of the result."""
     output_size: int = 256
     """Side of the generated face in the output (the model's output is upscaled to it)."""
+    full_resolution: bool = True
+    """Where the output's face is larger than the model's (paste-back into a larger photo, a larger
+    ``output_size``): compose it at that size from the photos' own pixels (the warp generator; see
+    :func:`~talkinghead.inference.compose.compose_layers`) instead of upscaling the model's crop."""
     batch_size: int = 8
     frames_dir: str | Path | None = None
     """Also write every output frame as a PNG here."""
@@ -195,6 +210,16 @@ class Animator:
         if res != CROP_SIZE:
             targets = (targets + 0.5) * (res / CROP_SIZE) - 0.5
         return _to_uint8(self.backend.render(targets))
+
+    def render_layers(self, targets: np.ndarray) -> RenderLayers:
+        """Like :meth:`render`, with what the warp generator's faces are made of (:class:`RenderLayers`)."""
+        if self.psi is None:
+            raise InputError("set a source first (Animator.set_source)")
+        res = self.resolution
+        targets = np.asarray(targets, np.float32)
+        if res != CROP_SIZE:
+            targets = (targets + 0.5) * (res / CROP_SIZE) - 0.5
+        return self.backend.render_layers(targets)
 
     @property
     def fixed_paste_mask(self) -> bool:
@@ -346,10 +371,19 @@ class FrameStep:
         self.driver_box: CropBox | None = None
         self.paster: Paster | None = None
         """With ``paste_back``: pastes into the photo (scaled down to ``max_side``)."""
-        if opt.paste_back:
-            canvas, box = _canvas(self.src.image, self.src.box, opt.max_side)
+        canvas, box = _canvas(self.src.image, self.src.box, opt.max_side) if opt.paste_back else (None, None)
+        if canvas is not None and box is not None:
             fixed = anim._paste_mask(None, self.src.landmarks) if anim.fixed_paste_mask else None
             self.paster = Paster(canvas, box, fixed)
+        self.full: list[np.ndarray] | None = None
+        """With ``full_resolution``: the sources cut at the output face's size, where that is larger than the
+        model's (the first from the paste-back canvas itself, pixel for pixel)."""
+        side = int(round(box.side)) if box is not None else opt.output_size
+        if opt.full_resolution and anim.bundle.config.arch == "warp" and side > FULL_RESOLUTION_FROM * anim.resolution:
+            crops = [crop_image(canvas, box, side) if canvas is not None and box is not None else
+                     crop_image(self.src.image, self.src.box, side)]
+            crops += [crop_image(f.image, f.box, side) for f in anim.sources[1:]]
+            self.full = crops
 
     def look_ahead(self, items: Iterator[tuple[np.ndarray | None, np.ndarray | None]],
                    fps: float) -> Iterator[tuple[np.ndarray | None, np.ndarray | None]]:
@@ -385,7 +419,10 @@ class FrameStep:
         """Generate the faces for a batch of targets and compose the output frames."""
         anim, opt, src = self.anim, self.opt, self.src
         res = anim.resolution
-        faces = anim.render(np.stack(targets))
+        if self.full is None:
+            faces = list(anim.render(np.stack(targets)))
+        else:
+            faces = compose_layers(anim.render_layers(np.stack(targets)), self.full)
         out = []
         for face, target, frame in zip(faces, targets, frames, strict=True):
             img = upscale(face, opt.output_size)

@@ -1,7 +1,8 @@
 """Inference backends with one interface for both architectures: PyTorch (CPU or CUDA) and ONNX Runtime (CPU).
 
 A backend is given the person once (:meth:`Backend.set_sources`: the source crops, their landmarks and ψ) and then
-renders target landmarks (:meth:`Backend.render`). What the networks need from landmarks — sketches for the paper's
+renders target landmarks (:meth:`Backend.render`; the warp generator's :meth:`Backend.render_layers` also returns what
+composing the same faces at the photo's own resolution needs). What the networks need from landmarks — sketches for the paper's
 generator; sketches and thin-plate prior flows for the warp generator — is computed here, the same way for every
 backend. Images are ``(N, 3, S, S) float32`` in [-1, 1]; ê is ``(embed_dim,)``, ψ ``(1, psi_dim)``.
 """
@@ -9,6 +10,7 @@ backend. Images are ``(N, 3, S, S) float32`` in [-1, 1]; ê is ``(embed_dim,)``,
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -22,7 +24,51 @@ from talkinghead.inference.source import source_groups
 from talkinghead.models.bundle import ModelBundle, bake_spectral_norm, clone_network
 from talkinghead.models.inputs import embedder_inputs, generation_regions, model_crops, sketches_at, to_input
 
-__all__ = ["Backend", "OnnxBackend", "TorchBackend", "embedder_inputs", "make_backend", "pick_device"]
+__all__ = ["Backend", "OnnxBackend", "RenderLayers", "TorchBackend", "embedder_inputs", "make_backend", "pick_device"]
+
+
+@dataclass
+class RenderLayers:
+    """The warp generator's output for N targets and what it is made of (all float32, model resolution S, motion
+    resolution m): ``image = w_warp * warp(sources, grid) + w_static * sources + w_gen * generated``, each source
+    weighted by its ``conf``. :func:`~talkinghead.inference.compose.compose_layers` evaluates the same sum on larger
+    copies of the sources."""
+
+    image: np.ndarray
+    """``(N, 3, S, S)`` in [-1, 1]."""
+    weights: np.ndarray
+    """``(N, 3, S, S)``: the warped, unwarped and generated paths' weights (they sum to 1)."""
+    generated: np.ndarray
+    """``(N, 3, S, S)`` in [-1, 1]."""
+    grid: np.ndarray
+    """``(N, k, m, m, 2)``: where each pixel samples each of its k sources (grid_sample's [-1, 1] coordinates)."""
+    conf: np.ndarray
+    """``(N, k, m, m)``: the k sources' shares (ones when k = 1)."""
+    sources: np.ndarray
+    """``(N, k) int``: which of the person's sources (the order given to ``set_sources``) each target used."""
+
+
+def _layers(n: int, k: int, res: int, m: int) -> RenderLayers:
+    z = lambda *shape: np.empty(shape, np.float32)  # noqa: E731
+    return RenderLayers(z(n, 3, res, res), z(n, 3, res, res), z(n, 3, res, res), z(n, k, m, m, 2), z(n, k, m, m),
+                        np.empty((n, k), np.int64))
+
+
+def _group_size(config: ModelConfig, person: _Person) -> int:
+    """How many sources each target fuses (:func:`~talkinghead.inference.source.nearest_sources`)."""
+    count = len(person.landmarks) if person.landmarks is not None else 1
+    k = config.fuse_sources
+    return count if k <= 0 or k >= count else k
+
+
+def _fill(layers: RenderLayers, rows: np.ndarray, src: np.ndarray, image: np.ndarray, weights: np.ndarray,
+          generated: np.ndarray, grid: np.ndarray, conf: np.ndarray | None) -> None:
+    """Store one source group's outputs (``grid (len(rows) * k, m, m, 2)``, ``conf (len(rows) * k, 1, m, m)``)."""
+    n, k = len(rows), len(src)
+    layers.image[rows], layers.weights[rows], layers.generated[rows] = image, weights, generated
+    layers.grid[rows] = grid.reshape(n, k, *grid.shape[1:])
+    layers.conf[rows] = 1.0 if conf is None else conf.reshape(n, k, *conf.shape[2:])
+    layers.sources[rows] = src
 
 
 class Backend(Protocol):
@@ -32,6 +78,7 @@ class Backend(Protocol):
     def project(self, e: np.ndarray) -> np.ndarray: ...
     def set_sources(self, crops: np.ndarray, landmarks: np.ndarray, psi: np.ndarray) -> None: ...
     def render(self, targets: np.ndarray) -> np.ndarray: ...
+    def render_layers(self, targets: np.ndarray) -> RenderLayers: ...
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -110,9 +157,21 @@ class TorchBackend:
             self._picked = (key, self._images[:, j], [f[:, j] for f in self._feats])
         return self._picked[1], self._picked[2]
 
-    @torch.inference_mode()
     def render(self, targets: np.ndarray) -> np.ndarray:
         """Target landmarks ``(N, 68, 2)`` in model-resolution pixels → ``(N, 3, S, S)`` in [-1, 1]."""
+        return self._render(targets, None)
+
+    def render_layers(self, targets: np.ndarray) -> RenderLayers:
+        """Like :meth:`render`, with what the faces are made of (the warp generator only)."""
+        if not self.warp:
+            raise InputError("only the warp generator's faces are made of layers")
+        layers = _layers(len(targets), _group_size(self.config, self.person), self.config.resolution,
+                         self.config.motion_resolution)
+        self._render(targets, layers)
+        return layers
+
+    @torch.inference_mode()
+    def _render(self, targets: np.ndarray, layers: RenderLayers | None) -> np.ndarray:
         psi = self.person.psi
         if psi is None:
             raise InputError("set a source first")
@@ -122,7 +181,8 @@ class TorchBackend:
             return self.generator(self._t(sketches_at(targets, res, res)), p).float().cpu().numpy()
         assert self._images is not None and self.person.landmarks is not None
         m, lmk = self.config.motion_resolution, self.person.landmarks
-        out = np.empty((n, 3, res, res), np.float32)
+        out = np.empty((n, 3, res, res), np.float32) if layers is None else layers.image
+        np_ = lambda t: t.float().cpu().numpy()  # noqa: E731
         for src, rows in source_groups(targets, lmk, self.config.fuse_sources):
             t, (picked, picked_feats) = targets[rows], self._pick(src)
             prior = self._t(prior_grids(t, lmk[src], res, m))
@@ -130,7 +190,12 @@ class TorchBackend:
             region = self._t(generation_regions(t, res, m, self.config.gen_region)) if self.config.gen_region else None
             feats = [f.expand(len(rows), -1, -1, -1, -1) for f in picked_feats]
             images = picked.expand(len(rows), -1, -1, -1, -1)
-            out[rows] = self.generator(images, feats, prior, sketch, p[: len(rows)], region)[0].float().cpu().numpy()
+            image, aux = self.generator(images, feats, prior, sketch, p[: len(rows)], region)
+            if layers is None:
+                out[rows] = np_(image)
+            else:
+                _fill(layers, rows, src, np_(image), np_(aux["weights"]), np_(aux["generated"]), np_(aux["grid"]),
+                      None if aux["conf"] is None else np_(aux["conf"]))
         return out
 
 
@@ -177,10 +242,12 @@ class _WarpGenerate(torch.nn.Module):
         self.generator = generator
 
     def forward(self, images: torch.Tensor, f1: torch.Tensor, f2: torch.Tensor, f3: torch.Tensor,
-                prior: torch.Tensor, sketch: torch.Tensor, psi: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
+                prior: torch.Tensor, sketch: torch.Tensor, psi: torch.Tensor,
+                region: torch.Tensor) -> tuple[torch.Tensor, ...]:
         n = prior.shape[0]
         feats = [f.expand(n, -1, -1, -1, -1) for f in (f1, f2, f3)]
-        return self.generator(images.expand(n, -1, -1, -1, -1), feats, prior, sketch, psi.expand(n, -1), region)[0]
+        image, aux = self.generator(images.expand(n, -1, -1, -1, -1), feats, prior, sketch, psi.expand(n, -1), region)
+        return image, aux["weights"], aux["generated"], aux["grid"], aux["conf"]
 
 
 def _tag(*modules: torch.nn.Module | None, config: ModelConfig | None = None) -> str:
@@ -240,10 +307,12 @@ class OnnxBackend:
             if not g_path.is_file():
                 axes = {"images": {1: "k"}, "f1": {1: "k"}, "f2": {1: "k"}, "f3": {1: "k"},
                         "prior": {0: "batch", 1: "k"}, "sketch": {0: "batch"}, "region": {0: "batch"},
-                        "output": {0: "batch"}}
+                        "output": {0: "batch"}, "weights": {0: "batch"}, "generated": {0: "batch"},
+                        "grid": {0: "batch_k"}, "conf": {0: "batch_k"}}
                 _export(_WarpGenerate(gen), (img[None], *feats, torch.zeros(2, 1, 2, m, m), torch.zeros(2, 3, m, m),
                                              torch.zeros(1, gen.psi_dim), torch.ones(2, 1, m, m)),
-                        ["images", "f1", "f2", "f3", "prior", "sketch", "psi", "region"], g_path, axes=axes)
+                        ["images", "f1", "f2", "f3", "prior", "sketch", "psi", "region"], g_path,
+                        ["output", "weights", "generated", "grid", "conf"], axes=axes)
             self._c = session(c_path)
         else:
             g_path = d / f"g-{tag}.onnx"
@@ -281,6 +350,17 @@ class OnnxBackend:
                          "psi": self.person.psi}
 
     def render(self, targets: np.ndarray) -> np.ndarray:
+        return self._render(targets, None)
+
+    def render_layers(self, targets: np.ndarray) -> RenderLayers:
+        if not self.warp:
+            raise InputError("only the warp generator's faces are made of layers")
+        layers = _layers(len(targets), _group_size(self.config, self.person), self.config.resolution,
+                         self.config.motion_resolution)
+        self._render(targets, layers)
+        return layers
+
+    def _render(self, targets: np.ndarray, layers: RenderLayers | None) -> np.ndarray:
         psi = self.person.psi
         if psi is None:
             raise InputError("set a source first")
@@ -290,14 +370,19 @@ class OnnxBackend:
             return self._g.run(None, {"sketch": sketches_at(targets, res, res), "psi": psi_n})[0]
         assert self.person.landmarks is not None
         m, lmk = self.config.motion_resolution, self.person.landmarks
-        out = np.empty((n, 3, res, res), np.float32)
+        out = np.empty((n, 3, res, res), np.float32) if layers is None else layers.image
+        wanted = ["output"] if layers is None else ["output", "weights", "generated", "grid", "conf"]
         for src, rows in source_groups(targets, lmk, self.config.fuse_sources):
             t = targets[rows]
             feeds = {k: (np.ascontiguousarray(v[:, src]) if k != "psi" else v) for k, v in self._sources.items()}
             g = self.config.gen_region  # the graph always gates: all ones is no gate
             region = generation_regions(t, res, m, g) if g else np.ones((len(rows), 1, m, m), np.float32)
             feeds |= {"prior": prior_grids(t, lmk[src], res, m), "sketch": sketches_at(t, res, m), "region": region}
-            out[rows] = self._g.run(None, feeds)[0]
+            got = self._g.run(wanted, feeds)
+            if layers is None:
+                out[rows] = got[0]
+            else:
+                _fill(layers, rows, src, *got)
         return out
 
 

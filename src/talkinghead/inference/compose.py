@@ -1,9 +1,15 @@
-"""Turning generated crops into output frames: upscaling, paste-back into the source photo, side-by-side."""
+"""Turning generated crops into output frames: upscaling or composing at the output's resolution, paste-back into
+the source photo, side-by-side."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import cv2
 import numpy as np
+
+if TYPE_CHECKING:
+    from talkinghead.inference.backends import RenderLayers
 
 from talkinghead.faces.crop import CropBox, crop_image
 
@@ -13,6 +19,46 @@ def upscale(crop: np.ndarray, size: int) -> np.ndarray:
         return crop
     interp = cv2.INTER_CUBIC if size > crop.shape[0] else cv2.INTER_AREA
     return cv2.resize(crop, (size, size), interpolation=interp)
+
+
+def compose_layers(layers: RenderLayers, sources: list[np.ndarray]) -> list[np.ndarray]:
+    """The warp generator's faces composed again at the size of ``sources`` (the person's source crops, ``(H, H, 3)
+    uint8``, cut at H² from their photos): the same sum as the model's, with the photos' own pixels warped along the
+    same grid, so what comes from the sources is as sharp as the photos; only the weights, the flow and the
+    generated pixels (eyes and mouth) are upsampled (bilinear) from the model's resolution. → ``(H, H, 3) uint8``
+    per target."""
+    h = sources[0].shape[0]
+    n, k = layers.sources.shape
+    s = layers.weights.shape[-1]
+    up = lambda a: cv2.resize(a, (h, h), interpolation=cv2.INTER_LINEAR)  # noqa: E731  (half-pixel centres, as the model's resizes)
+    generated = np.clip((layers.generated + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
+    # the model resizes the grid to its resolution (bilinear), then samples with align_corners=False; the map to
+    # pixel coordinates is affine, so it is applied before the (bilinear) upsampling, on fewer pixels
+    grids = np.stack([cv2.resize(g, (s, s), interpolation=cv2.INTER_LINEAR)
+                      for g in layers.grid.reshape(n * k, *layers.grid.shape[2:])])
+    grids = ((grids + 1.0) * (h / 2.0) - 0.5).reshape(n, k, s, s, 2)
+    out = []
+    for i in range(n):
+        w_warp, w_static, w_gen = (up(np.ascontiguousarray(layers.weights[i, c])) for c in range(3))
+        w_src = up(layers.weights[i, 0] + layers.weights[i, 1])
+        warped: np.ndarray | None = None
+        static: np.ndarray | None = None
+        for j, idx in enumerate(layers.sources[i]):
+            m1, m2 = cv2.convertMaps(up(grids[i, j]), None, cv2.CV_16SC2)  # fixed point: remap's fast path
+            px = cv2.remap(sources[idx], m1, m2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            if k == 1:
+                warped, static = px, sources[idx]
+            else:  # the sources by their shares
+                c = up(cv2.resize(layers.conf[i, j], (s, s), interpolation=cv2.INTER_LINEAR))[..., None]
+                warped = px * c + (0 if warped is None else warped)
+                static = sources[idx] * c + (0 if static is None else static)
+        if k > 1:
+            warped = np.clip(warped + 0.5, 0, 255).astype(np.uint8)  # type: ignore[operator]
+            static = np.clip(static + 0.5, 0, 255).astype(np.uint8)  # type: ignore[operator]
+        # blendLinear divides by the two weights' sum: the source paths first, then those against the generated
+        mixed = cv2.blendLinear(warped, static, w_warp, w_static)
+        out.append(cv2.blendLinear(mixed, up(generated[i]), w_src, w_gen))
+    return out
 
 
 def face_mask(landmarks: np.ndarray, size: int, feather: float = 0.06) -> np.ndarray:
@@ -81,7 +127,7 @@ def _blend(image: np.ndarray, generated: np.ndarray, box: CropBox, m: np.ndarray
     ys, xs = slice(max(0, y0), min(h, y0 + side)), slice(max(0, x0), min(w, x0 + side))
     if ys.start >= ys.stop or xs.start >= xs.stop:
         return out
-    gen = cv2.resize(generated, (side, side), interpolation=cv2.INTER_CUBIC)
+    gen = generated if generated.shape[0] == side else cv2.resize(generated, (side, side), interpolation=cv2.INTER_CUBIC)
     gy, gx = slice(ys.start - y0, ys.stop - y0), slice(xs.start - x0, xs.stop - x0)
     part = lambda a: np.ascontiguousarray(a[gy, gx])  # noqa: E731
     out[ys, xs] = cv2.blendLinear(part(gen), np.ascontiguousarray(out[ys, xs]), part(m), part(inv))

@@ -168,7 +168,9 @@ class WarpGenerator(nn.Module):
         """Sources ``images (B, K, 3, S, S)`` and their ``feats`` (from :meth:`encode`, each ``(B, K, C, h, w)``),
         ``prior (B, K, 2, m, m)``, ``target_sketch (B, 3, m, m)``, ``psi (B, psi_dim)`` →
         ``(B, 3, S, S)`` in [-1, 1] and auxiliary maps (``flow_delta``, ``blend``: as predicted, before the fixed
-        rules). ``region (B, 1, m, m)`` in [0, 1], at inference (:func:`~talkinghead.models.inputs.generation_regions`):
+        rules; ``weights (B, 3, S, S)``: the warped, unwarped and generated paths' weights after them; ``grid (BK, m,
+        m, 2)``: where each output pixel samples each source; ``conf (BK, 1, m, m)``: the sources' shares, None with
+        one source; ``generated``, ``warped``). ``region (B, 1, m, m)`` in [0, 1], at inference (:func:`~talkinghead.models.inputs.generation_regions`):
         where generated pixels may be used (``model.gen_region``); None: anywhere."""
         b, k = images.shape[:2]
         s, m = self.cfg.resolution, self.cfg.motion_resolution  # constants, so the graph exports to ONNX
@@ -239,7 +241,10 @@ class WarpGenerator(nn.Module):
             share = (w_warp + 1e-3) / (w_warp + w_static + 1e-3)
             w_warp, w_static, w_gen = w_warp + cut * share, w_static + cut * (1.0 - share), w_gen - cut
         image = w_warp * warped_px + w_static * static_px + w_gen * generated
-        return image, {"flow_delta": delta, "blend": blend, "generated": generated, "warped": warped_px}
+        # what composing the same image at another resolution needs (inference/compose.compose_layers): the final
+        # weights of the three paths, the sampling grid and the sources' confidences (None: one source)
+        return image, {"flow_delta": delta, "blend": blend, "generated": generated, "warped": warped_px,
+                       "weights": torch.cat([w_warp, w_static, w_gen], 1), "grid": grid, "conf": conf}
 
     def generate(self, images: torch.Tensor, sketches: torch.Tensor, prior: torch.Tensor, target_sketch: torch.Tensor,
                  embedding: torch.Tensor) -> torch.Tensor:
