@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from talkinghead.faces.crop import CropBox, crop_image
+
 if TYPE_CHECKING:
     from talkinghead.inference.backends import RenderLayers
-
-from talkinghead.faces.crop import CropBox, crop_image
 
 
 def upscale(crop: np.ndarray, size: int) -> np.ndarray:
