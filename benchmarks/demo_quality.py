@@ -40,9 +40,9 @@ from talkinghead.inference.animate import AnimateOptions, Animator, FrameStep
 from talkinghead.io import read_video, write_image
 
 
-def face_mask(lmk: np.ndarray, size: int, grow: float = 1.15) -> np.ndarray:
+def face_mask(lmk: np.ndarray, size: int | tuple[int, int], grow: float = 1.15) -> np.ndarray:
     hull = cv2.convexHull(((lmk - lmk.mean(0)) * grow + lmk.mean(0)).astype(np.float32)).astype(np.int32)
-    mask = np.zeros((size, size), np.uint8)
+    mask = np.zeros((size, size) if isinstance(size, int) else size, np.uint8)
     cv2.fillConvexPoly(mask, hull, 1)
     return mask.astype(bool)
 
@@ -87,7 +87,7 @@ def face_sharpness(image: np.ndarray, lmk: np.ndarray) -> float:
     """Variance of the Laplacian of the grey image inside the landmarks' hull."""
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float64)
     lap = cv2.Laplacian(grey, cv2.CV_64F)
-    return float(lap[face_mask(lmk, image.shape[0], grow=1.0)].var())
+    return float(lap[face_mask(lmk, image.shape[:2], grow=1.0)].var())
 
 
 def blend_weights(anim: Animator, targets: list[np.ndarray]) -> None:

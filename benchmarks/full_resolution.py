@@ -24,6 +24,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from demo_quality import face_sharpness  # this folder (run as a script)
 
 from talkinghead.assets import driving_motion
 from talkinghead.evaluation.metrics import detect_face_landmarks, identity_embedding
@@ -31,14 +32,6 @@ from talkinghead.inference.animate import AnimateOptions, Animator
 from talkinghead.io import read_image, read_video
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
-
-
-def face_sharpness(image: np.ndarray, lmk: np.ndarray) -> float:
-    """Variance of the Laplacian of the grey image inside the landmarks' hull."""
-    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float64)
-    mask = np.zeros(grey.shape, np.uint8)
-    cv2.fillConvexPoly(mask, cv2.convexHull(lmk.astype(np.float32)).astype(np.int32), 1)
-    return float(cv2.Laplacian(grey, cv2.CV_64F)[mask.astype(bool)].var())
 
 
 def portraits(root: Path, min_side: int, count: int) -> list[Path]:

@@ -203,23 +203,19 @@ class Animator:
 
     def render(self, targets: np.ndarray) -> np.ndarray:
         """Target landmarks ``(N, 68, 2)`` in 256² crop pixels → generated faces ``(N, S, S, 3) uint8``."""
-        if self.psi is None:
-            raise InputError("set a source first (Animator.set_source)")
-        res = self.resolution
-        targets = np.asarray(targets, np.float32)
-        if res != CROP_SIZE:
-            targets = (targets + 0.5) * (res / CROP_SIZE) - 0.5
-        return _to_uint8(self.backend.render(targets))
+        return _to_uint8(self.backend.render(self._model_targets(targets)))
 
     def render_layers(self, targets: np.ndarray) -> RenderLayers:
         """Like :meth:`render`, with what the warp generator's faces are made of (:class:`RenderLayers`)."""
+        return self.backend.render_layers(self._model_targets(targets))
+
+    def _model_targets(self, targets: np.ndarray) -> np.ndarray:
+        """Target landmarks in 256² crop pixels → in the model's pixels (a source must be set)."""
         if self.psi is None:
             raise InputError("set a source first (Animator.set_source)")
         res = self.resolution
         targets = np.asarray(targets, np.float32)
-        if res != CROP_SIZE:
-            targets = (targets + 0.5) * (res / CROP_SIZE) - 0.5
-        return self.backend.render_layers(targets)
+        return targets if res == CROP_SIZE else (targets + 0.5) * (res / CROP_SIZE) - 0.5
 
     @property
     def fixed_paste_mask(self) -> bool:
@@ -380,10 +376,9 @@ class FrameStep:
         model's (the first from the paste-back canvas itself, pixel for pixel)."""
         side = int(round(box.side)) if box is not None else opt.output_size
         if opt.full_resolution and anim.bundle.config.arch == "warp" and side > FULL_RESOLUTION_FROM * anim.resolution:
-            crops = [crop_image(canvas, box, side) if canvas is not None and box is not None else
-                     crop_image(self.src.image, self.src.box, side)]
-            crops += [crop_image(f.image, f.box, side) for f in anim.sources[1:]]
-            self.full = crops
+            first = crop_image(canvas, box, side) if canvas is not None and box is not None else \
+                crop_image(self.src.image, self.src.box, side)
+            self.full = [first] + [crop_image(f.image, f.box, side) for f in anim.sources[1:]]
 
     def look_ahead(self, items: Iterator[tuple[np.ndarray | None, np.ndarray | None]],
                    fps: float) -> Iterator[tuple[np.ndarray | None, np.ndarray | None]]:

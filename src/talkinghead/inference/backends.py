@@ -20,7 +20,7 @@ import torch
 from talkinghead.config import ModelConfig
 from talkinghead.errors import InputError
 from talkinghead.faces.warp import prior_grids
-from talkinghead.inference.source import source_groups
+from talkinghead.inference.source import fused_count, source_groups
 from talkinghead.models.bundle import ModelBundle, bake_spectral_norm, clone_network
 from talkinghead.models.inputs import embedder_inputs, generation_regions, model_crops, sketches_at, to_input
 
@@ -52,13 +52,6 @@ def _layers(n: int, k: int, res: int, m: int) -> RenderLayers:
     z = lambda *shape: np.empty(shape, np.float32)  # noqa: E731
     return RenderLayers(z(n, 3, res, res), z(n, 3, res, res), z(n, 3, res, res), z(n, k, m, m, 2), z(n, k, m, m),
                         np.empty((n, k), np.int64))
-
-
-def _group_size(config: ModelConfig, person: _Person) -> int:
-    """How many sources each target fuses (:func:`~talkinghead.inference.source.nearest_sources`)."""
-    count = len(person.landmarks) if person.landmarks is not None else 1
-    k = config.fuse_sources
-    return count if k <= 0 or k >= count else k
 
 
 def _fill(layers: RenderLayers, rows: np.ndarray, src: np.ndarray, image: np.ndarray, weights: np.ndarray,
@@ -100,7 +93,32 @@ class _Person:
         self.crops: np.ndarray | None = None
 
 
-class TorchBackend:
+class _Rendering:
+    """``render`` and ``render_layers`` of both backends, over their ``_render(targets, layers or None)``."""
+
+    config: ModelConfig
+    warp: bool
+    person: _Person
+
+    def _render(self, targets: np.ndarray, layers: RenderLayers | None) -> np.ndarray:
+        raise NotImplementedError
+
+    def render(self, targets: np.ndarray) -> np.ndarray:
+        """Target landmarks ``(N, 68, 2)`` in model-resolution pixels → ``(N, 3, S, S)`` in [-1, 1]."""
+        return self._render(targets, None)
+
+    def render_layers(self, targets: np.ndarray) -> RenderLayers:
+        """Like :meth:`render`, with what the faces are made of (the warp generator only)."""
+        if not self.warp:
+            raise InputError("only the warp generator's faces are made of layers")
+        count = len(self.person.landmarks) if self.person.landmarks is not None else 1
+        cfg = self.config
+        layers = _layers(len(targets), fused_count(cfg.fuse_sources, count), cfg.resolution, cfg.motion_resolution)
+        self._render(targets, layers)
+        return layers
+
+
+class TorchBackend(_Rendering):
     name = "torch"
 
     def __init__(self, bundle: ModelBundle, device: torch.device) -> None:
@@ -156,19 +174,6 @@ class TorchBackend:
             j = torch.as_tensor(key, dtype=torch.long, device=self.device)
             self._picked = (key, self._images[:, j], [f[:, j] for f in self._feats])
         return self._picked[1], self._picked[2]
-
-    def render(self, targets: np.ndarray) -> np.ndarray:
-        """Target landmarks ``(N, 68, 2)`` in model-resolution pixels → ``(N, 3, S, S)`` in [-1, 1]."""
-        return self._render(targets, None)
-
-    def render_layers(self, targets: np.ndarray) -> RenderLayers:
-        """Like :meth:`render`, with what the faces are made of (the warp generator only)."""
-        if not self.warp:
-            raise InputError("only the warp generator's faces are made of layers")
-        layers = _layers(len(targets), _group_size(self.config, self.person), self.config.resolution,
-                         self.config.motion_resolution)
-        self._render(targets, layers)
-        return layers
 
     @torch.inference_mode()
     def _render(self, targets: np.ndarray, layers: RenderLayers | None) -> np.ndarray:
@@ -273,7 +278,7 @@ def _tag(*modules: torch.nn.Module | None, config: ModelConfig | None = None) ->
     return key.hexdigest()[:16]
 
 
-class OnnxBackend:
+class OnnxBackend(_Rendering):
     """Exports the (spectral-norm-baked) networks to ONNX once per model, cached under ~/.cache/talkinghead."""
 
     name = "onnx"
@@ -348,17 +353,6 @@ class OnnxBackend:
         f1, f2, f3 = self._c.run(None, {"images": images, "sketches": sketches})
         self._sources = {"images": images[None], "f1": f1[None], "f2": f2[None], "f3": f3[None],
                          "psi": self.person.psi}
-
-    def render(self, targets: np.ndarray) -> np.ndarray:
-        return self._render(targets, None)
-
-    def render_layers(self, targets: np.ndarray) -> RenderLayers:
-        if not self.warp:
-            raise InputError("only the warp generator's faces are made of layers")
-        layers = _layers(len(targets), _group_size(self.config, self.person), self.config.resolution,
-                         self.config.motion_resolution)
-        self._render(targets, layers)
-        return layers
 
     def _render(self, targets: np.ndarray, layers: RenderLayers | None) -> np.ndarray:
         psi = self.person.psi

@@ -62,13 +62,18 @@ def diverse_indices(landmarks: np.ndarray, n: int) -> list[int]:
     return [chosen[0], *sorted(chosen[1:])]
 
 
+def fused_count(k: int, count: int) -> int:
+    """How many of ``count`` sources each target fuses when ``k`` are asked for (``k <= 0``: all)."""
+    return count if k <= 0 or k >= count else k
+
+
 def nearest_sources(targets: np.ndarray, sources: np.ndarray, k: int) -> np.ndarray:
     """For each target ``(N, 68, 2)``, the indices ``(N, min(k, K))`` of the ``k`` sources ``(K, 68, 2)`` nearest
     to it in expression and pose (the space :func:`diverse_indices` spreads the sources over: a warp moves pixels
     but cannot open a closed eye or a closed mouth, so expression counts as much as position), nearest first, ties
     by index. ``k <= 0`` keeps all sources in their order."""
     n, count = len(targets), len(sources)
-    if k <= 0 or k >= count:
+    if fused_count(k, count) == count:
         return np.broadcast_to(np.arange(count), (n, count)).copy()
     ref = np.median(sources, axis=0)
     ft, fs = _shape_features(targets, ref), _shape_features(sources, ref)
