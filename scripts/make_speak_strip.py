@@ -32,6 +32,7 @@ def main() -> None:
     ap.add_argument("--first", type=float, default=0.0, help="first frame's time (s)")
     ap.add_argument("--step", type=float, default=0.12, help="time between the frames shown (s)")
     ap.add_argument("--size", type=int, default=192)
+    ap.add_argument("--no-lip-closures", action="store_true", help="the video was made with speak --no-lip-closures")
     args = ap.parse_args()
 
     frames, info = read_video(args.video)
@@ -45,13 +46,33 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         speech = load_speech(None, args.text, Path(tmp), fps=fps)
     source = load_sources([args.source], 1, PrepareConfig(size=256))[0]
-    track = SpeechDriver().track(source.landmarks, speech.features, fps)
+    track = SpeechDriver(lip_closures=not args.no_lip_closures).track(source.landmarks, speech.features, fps,
+                                                                     speech.phonemes)
+
+    def said(t: float) -> str:
+        """The phoneme heard at time ``t`` (IPA without stress marks; "" in a pause)."""
+        for ph in speech.phonemes or []:
+            if ph.start <= t < ph.end and ph.end > ph.start:
+                return ph.symbol.replace("ˈ", "").replace("ˌ", "")
+        return ""
 
     tiles, zooms = [], []
     for i in picks:
         frame = frames[i]
         tile = cv2.resize(frame, (args.size, args.size), interpolation=cv2.INTER_AREA)
         cv2.putText(tile, f"{i / fps:.2f}s", (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 0), 2, cv2.LINE_AA)
+        label = said(i / fps)
+        if label:  # OpenCV fonts have no IPA glyphs: draw with PIL
+            from PIL import Image, ImageDraw, ImageFont
+
+            img = Image.fromarray(tile)
+            try:
+                font = ImageFont.truetype("DejaVuSans.ttf", 22)
+            except OSError:
+                font = ImageFont.load_default()
+            ImageDraw.Draw(img).text((6, 26), f"/{label}/", fill=(255, 255, 0), font=font, stroke_width=2,
+                                     stroke_fill=(0, 0, 0))
+            tile = np.asarray(img)
         tiles.append(tile)
         mouth = track.landmarks[min(i, len(track.landmarks) - 1), 48:68] * (frame.shape[0] / 256.0)
         cx, cy = mouth.mean(0)

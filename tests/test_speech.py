@@ -399,6 +399,63 @@ def test_tts_speaks_and_checks_its_input() -> None:
             tts.synthesize(*args)
 
 
+def test_tts_says_which_phoneme_is_heard_when() -> None:
+    from talkinghead.speech import tts
+    from talkinghead.speech.phonemes import Phoneme, closes_lips
+
+    s = tts.synthesize("Mama bought a map.", language="en")
+    assert len(s.phonemes) >= 8
+    starts = np.array([p.start for p in s.phonemes])
+    assert np.all(np.diff(starts) >= 0) and starts[0] >= 0 and s.phonemes[-1].end <= s.seconds + 1e-6
+    closures = [p for p in s.phonemes if closes_lips(p.symbol)]
+    assert len(closures) >= 4  # m, m, m, p
+    # the times match the audio: the lips-closed consonants are quieter than the vowels around them
+    def rms(p: Phoneme) -> float:
+        return float(np.sqrt(np.mean(s.samples[int(p.start * s.rate):int(p.end * s.rate)] ** 2) + 1e-12))
+
+    vowels = [p for p in s.phonemes if p.symbol.strip("ˈˌ")[:1] in ("a", "ɑ", "ɔ", "ɐ", "æ")]
+    assert vowels and np.mean([rms(p) for p in closures]) < 0.7 * np.mean([rms(p) for p in vowels])
+
+
+def test_lip_closure_curve() -> None:
+    from talkinghead.speech.phonemes import Phoneme, closes_lips, closure
+
+    assert closes_lips("m") and closes_lips("ˈb") and closes_lips("pʰ") and not closes_lips("ˈa")
+    assert not closes_lips("") and not closes_lips("f")
+    seq = [Phoneme(0.0, 0.2, ""), Phoneme(0.2, 0.25, "p"), Phoneme(0.25, 0.5, "ˈa"), Phoneme(0.5, 0.62, "m"),
+           Phoneme(0.62, 1.0, "")]
+    c = closure(seq, 25, 25.0, lead=0.0)
+    assert c.shape == (25,) and c.max() == 1.0
+    assert c[6] == 1.0  # a 50 ms /p/ (shorter than two frames) is still closed on its middle frame
+    assert c[13] == 1.0 and c[14] == 1.0  # the /m/ from 0.50 to 0.62 s: frames 13-14 (12.5-15.5)
+    assert c[9] < 0.05 and c[20:].max() < 0.05  # open on the vowel, free in the pause
+    assert 0 < c[7] < 0.5  # the closure fades over about a frame
+    assert closure(seq[2:3], 25, 25.0).max() == 0.0
+
+
+def test_text_lips_close_on_m_and_p(tmp_path: Path) -> None:
+    from talkinghead.data.examples import astronaut
+    from talkinghead.faces.landmarks import detect_landmarks
+    from talkinghead.speech.drive import SpeechDriver, load_speech
+    from talkinghead.speech.phonemes import closes_lips, closure
+
+    speech = load_speech(None, "Mama, papa, I am happy.", tmp_path)
+    face = detect_landmarks(astronaut())  # a real face's 68 landmarks: she smiles with parted lips
+    closed = [int(round((p.start + p.end) / 2 * speech.fps)) for p in speech.phonemes if closes_lips(p.symbol)]
+    assert len(closed) >= 5
+    opening = {}
+    for on in (True, False):
+        track = SpeechDriver(head_motion=0.0, lip_closures=on).track(face, speech.features, speech.fps,
+                                                                      speech.phonemes)
+        opening[on] = mouth_opening(track.landmarks)
+    assert opening[True][closed].max() < 0.03 < 0.1 < mouth_opening(face), opening[True][closed].round(3)
+    assert opening[False][closed].min() > 0.05  # the audio model alone leaves them parted
+    # elsewhere the audio model's motion is kept
+    far = closure(speech.phonemes, len(speech.features), speech.fps) < 1e-3
+    assert far.sum() >= 8  # a sentence full of p and m: few frames are free of them
+    np.testing.assert_allclose(opening[True][far], opening[False][far], atol=2e-3)
+
+
 @pytest.fixture(scope="session")
 def spoken(tmp_path_factory: pytest.TempPathFactory, astronaut_png: Path, micro_model: Path,
            tiny_speech_model: Path) -> tuple[int, Path]:

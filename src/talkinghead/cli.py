@@ -193,7 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("speak", help="make a portrait say an audio file or a text (lip-synced, with head motion)",
                        description="Audio (any FFmpeg-readable file) or text (spoken offline by eSpeak NG) → the "
-                                   "portrait saying it: jaw and lips from the speech model, head motion and blinks "
+                                   "portrait saying it: jaw and lips from the speech model (for text, closed on the "
+                                   "spoken p, b, m), head motion and blinks "
                                    "from a bank of real motion; the speech is the video's sound track.")
     p.add_argument("--source", nargs="+", metavar="PHOTO", help="photo(s) of the person")
     said = p.add_mutually_exclusive_group()
@@ -208,6 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, default=25.0, help="output frame rate (default 25)")
     p.add_argument("--head-motion", type=float, default=1.0, help="scale of the head motion and blinks (0 = still)")
     p.add_argument("--seed", type=int, default=0, help="which real head motion to use (default 0)")
+    p.add_argument("--no-lip-closures", action="store_true",
+                   help="with --text, move the lips from the audio model alone (no closures on the spoken p, b, m)")
     p.add_argument("--speech-model", help="speech model file (default: the shipped one; see train-speech)")
     p.add_argument("--model", help="model file, person file (from `finetune`) or training run (default: shipped)")
     p.add_argument("--finetune-steps", type=int, default=0, help="fine-tune on the sources first (0 = feed-forward)")
@@ -435,7 +438,8 @@ def _cmd_speak(args: argparse.Namespace) -> int:
                        speech_model=args.speech_model, finetune_steps=args.finetune_steps, shots=args.shots,
                        language=args.language, voice=args.voice, words_per_minute=args.rate, fps=args.fps,
                        max_seconds=args.max_seconds, head_motion=args.head_motion, seed=args.seed,
-                       device=args.device, backend=args.backend, paste_back=args.paste_back, max_side=args.max_side,
+                       lip_closures=not args.no_lip_closures, device=args.device, backend=args.backend,
+                       paste_back=args.paste_back, max_side=args.max_side,
                        output_size=args.size, full_resolution=not args.no_full_resolution,
                        watermark=not args.no_watermark, progress=not args.no_progress,
                        model_file=_model_file(args.model), face_index=args.face_index, **credentials)

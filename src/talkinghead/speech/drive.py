@@ -29,6 +29,7 @@ from talkinghead.errors import InputError
 from talkinghead.inference.retarget import apply
 from talkinghead.speech.bank import MotionBank, idle_motion, load_bank
 from talkinghead.speech.model import AudioToMotion, load_speech_model
+from talkinghead.speech.phonemes import Phoneme, apply_closures, opening_direction
 from talkinghead.speech.shapes import SPEECH_POINTS, UPPER_POINTS, invert, to_canonical_matrix
 
 if TYPE_CHECKING:
@@ -49,25 +50,31 @@ class SpeechTrack:
 
 class SpeechDriver:
     """Audio features → landmark tracks. ``head_motion``: scale of the bank's head motion and blinks (0 freezes
-    them); ``articulation``: scale of the mouth motion; ``seed`` picks the bank clips."""
+    them); ``articulation``: scale of the mouth motion; ``seed`` picks the bank clips; ``lip_closures``: where
+    the phonemes are known (text spoken by the TTS engine), close the lips on /p b m/ (:mod:`.phonemes`)."""
 
     def __init__(self, model: str | Path | AudioToMotion | None = None, bank: str | Path | MotionBank | None = None,
-                 head_motion: float = 1.0, articulation: float = 1.0, seed: int = 0) -> None:
+                 head_motion: float = 1.0, articulation: float = 1.0, seed: int = 0,
+                 lip_closures: bool = True) -> None:
         self.model = model if isinstance(model, AudioToMotion) else load_speech_model(model)
         self.bank = bank if isinstance(bank, MotionBank) else load_bank(bank)
         self.head_motion = head_motion
         self.articulation = articulation
         self.seed = seed
+        self.lip_closures = lip_closures
 
-    def track(self, source: np.ndarray, features: np.ndarray, fps: float) -> SpeechTrack:
+    def track(self, source: np.ndarray, features: np.ndarray, fps: float,
+              phonemes: list[Phoneme] | None = None) -> SpeechTrack:
         """``source``: the source face's landmarks ``(68, 2)`` (crop pixels); ``features``: ``(T, 4, 80)``
-        (:func:`talkinghead.data.audio.frames_for_audio`)."""
-        disp = self.model.predict(features) * self.articulation
-        n = len(disp)
-        head, upper = idle_motion(self.bank, n, fps, seed=self.seed, amount=self.head_motion)
+        (:func:`talkinghead.data.audio.frames_for_audio`); ``phonemes``: what is said when, if known."""
         to_canon = to_canonical_matrix(source)
         from_canon = invert(to_canon)
         canon = apply(to_canon, source)
+        disp = self.model.predict(features) * self.articulation
+        if phonemes and self.lip_closures:
+            disp = apply_closures(disp, canon, opening_direction(self.model, canon), phonemes, fps)
+        n = len(disp)
+        head, upper = idle_motion(self.bank, n, fps, seed=self.seed, amount=self.head_motion)
         shapes = np.repeat(canon[None], n, 0).astype(np.float64)
         shapes[:, SPEECH_POINTS] += disp
         shapes[:, UPPER_POINTS] += upper
@@ -104,6 +111,8 @@ class Speech:
     seconds: float
     """Compute time so far (TTS and features)."""
     tts_seconds: float = 0.0
+    phonemes: list[Phoneme] | None = None
+    """What is said when, for synthesised text (``None`` for an audio file)."""
 
 
 def load_speech(audio: str | Path | None, text: str | None, workdir: Path, language: str = "en",
@@ -119,6 +128,7 @@ def load_speech(audio: str | Path | None, text: str | None, workdir: Path, langu
                          else "nothing to say: give an audio file (--audio) or a text (--text)")
     t0 = time.perf_counter()
     tts_seconds = 0.0
+    phonemes = None
     if text is not None:
         from talkinghead.speech.tts import synthesize, write_wav
 
@@ -127,6 +137,7 @@ def load_speech(audio: str | Path | None, text: str | None, workdir: Path, langu
         if speech.seconds > max_seconds:
             raise InputError(f"the text takes {speech.seconds:.1f} s to say; the limit is {max_seconds:g} s")
         audio = write_wav(workdir / "speech.wav", speech.samples, speech.rate)
+        phonemes = speech.phonemes
     assert audio is not None
     decoded = read_audio(audio, max_seconds=max_seconds)
     features = frames_for_audio(decoded, fps)
@@ -134,7 +145,7 @@ def load_speech(audio: str | Path | None, text: str | None, workdir: Path, langu
     if level < SILENT_PEAK_DB:
         name = "the synthesised text" if text is not None else str(audio)
         raise InputError(f"{name}: the audio is silent (loudest instant {level:.0f} dB); nothing to lip-sync")
-    return Speech(decoded, Path(audio), features, fps, time.perf_counter() - t0, tts_seconds)
+    return Speech(decoded, Path(audio), features, fps, time.perf_counter() - t0, tts_seconds, phonemes)
 
 
 def speak(anim: Animator, out: str | Path, speech: Speech, driver: SpeechDriver | None = None,
@@ -147,7 +158,7 @@ def speak(anim: Animator, out: str | Path, speech: Speech, driver: SpeechDriver 
         raise InputError("set a source first (Animator.set_source)")
     t0 = time.perf_counter()
     driver = driver or SpeechDriver()
-    motion = driver.track(anim.sources[0].landmarks, speech.features, speech.fps)
+    motion = driver.track(anim.sources[0].landmarks, speech.features, speech.fps, speech.phonemes)
     # the track is already in the source's pixels: absolute mode only fits the (near-identity) alignment
     opt = dataclasses.replace(options or AnimateOptions(), relative=False)
     result = _animate_with_audio(anim, (motion.landmarks, speech.fps), out, opt, speech.path)

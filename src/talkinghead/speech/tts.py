@@ -18,13 +18,14 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from talkinghead.errors import InputError, TalkingHeadError
+from talkinghead.speech.phonemes import Phoneme
 
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _CHARS_UTF8 = 1
@@ -40,7 +41,17 @@ class _Voice(ctypes.Structure):
                 ("xx1", ctypes.c_ubyte), ("score", ctypes.c_int), ("spare", ctypes.c_void_p)]
 
 
-_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
+class _Event(ctypes.Structure):
+    """``espeak_EVENT`` (speak_lib.h); for a phoneme event ``id`` holds its IPA (up to 8 bytes of UTF-8)."""
+
+    _fields_ = [("type", ctypes.c_int), ("unique_identifier", ctypes.c_uint), ("text_position", ctypes.c_int),
+                ("length", ctypes.c_int), ("audio_position", ctypes.c_int), ("sample", ctypes.c_int),
+                ("user_data", ctypes.c_void_p), ("id", ctypes.c_char * 8)]
+
+
+_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
+_EVENT_END_OF_LIST, _EVENT_PHONEME = 0, 7
+_INIT_PHONEME_EVENTS, _INIT_PHONEME_IPA = 0x0001, 0x0002
 
 
 @dataclass
@@ -50,6 +61,8 @@ class Speech:
     rate: int
     language: str
     voice: str | None
+    phonemes: list[Phoneme] = field(default_factory=list)
+    """What is said when: eSpeak NG's phonemes (IPA) with their times in ``samples``."""
 
     @property
     def seconds(self) -> float:
@@ -76,14 +89,21 @@ class _Engine:
         lib.espeak_ListVoices.argtypes = [ctypes.POINTER(_Voice)]
         lib.espeak_ListVoices.restype = ctypes.POINTER(ctypes.POINTER(_Voice))
         lib.espeak_Synchronize.restype = ctypes.c_int
-        self.rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data_path.encode(), 0)
+        self.rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data_path.encode(),
+                                          _INIT_PHONEME_EVENTS | _INIT_PHONEME_IPA)
         if self.rate <= 0:
             raise TalkingHeadError(f"eSpeak NG could not start with its data in {data_path}")
         self.chunks: list[np.ndarray] = []
+        self.marks: list[tuple[int, str]] = []
 
-        def collect(wav: ctypes._Pointer, n: int, events: int) -> int:
+        def collect(wav: ctypes._Pointer, n: int, events: ctypes._Pointer) -> int:
             if n > 0 and wav:
                 self.chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
+            i = 0
+            while events and events[i].type != _EVENT_END_OF_LIST:
+                if events[i].type == _EVENT_PHONEME:  # audio_position: milliseconds from the start
+                    self.marks.append((int(events[i].audio_position), events[i].id.decode("utf-8", "replace")))
+                i += 1
             return 0
 
         self.callback = _CALLBACK(collect)  # keep a reference: the library holds only the pointer
@@ -117,19 +137,23 @@ class _Engine:
         spec = _Voice(languages=ctypes.cast(name, ctypes.c_void_p))
         return sorted({(v.identifier or b"").decode().split("/")[-1] for v in self._list(spec)} - {""})
 
-    def say(self, text: str, language: str, voice: str | None, words_per_minute: int) -> np.ndarray:
+    def say(self, text: str, language: str, voice: str | None,
+            words_per_minute: int) -> tuple[np.ndarray, list[Phoneme]]:
         name = language + (f"+{voice}" if voice else "")
         if self.lib.espeak_SetVoiceByName(name.encode()) != 0:
             raise InputError(f"eSpeak NG cannot use the voice {name!r}")
         self.lib.espeak_SetParameter(_RATE, int(words_per_minute), 0)
-        self.chunks = []
+        self.chunks, self.marks = [], []
         data = text.encode("utf-8") + b"\0"
         err = self.lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
         self.lib.espeak_Synchronize()
         if err != 0:
             raise TalkingHeadError(f"eSpeak NG failed to synthesise the text (error {err})")
         pcm = np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.int16)
-        return (pcm.astype(np.float32) / 32768.0).astype(np.float32)
+        seconds = len(pcm) / self.rate
+        starts = [min(ms / 1000.0, seconds) for ms, _ in self.marks] + [seconds]
+        phonemes = [Phoneme(a, max(b, a), sym) for (a, b), (_, sym) in zip(zip(starts, starts[1:]), self.marks)]
+        return (pcm.astype(np.float32) / 32768.0).astype(np.float32), phonemes
 
 
 def _locate() -> tuple[str, str]:
@@ -182,11 +206,11 @@ def synthesize(text: str, language: str = "en", voice: str | None = None, words_
                 raise InputError(f"unknown voice {voice!r}; eSpeak NG's voices include "
                                  f"{', '.join(v for v in variants if v in ('m1', 'm3', 'f1', 'f3', 'klatt', 'whisper'))}"
                                  f" ({len(variants)} in all: talkinghead speak --list-voices)")
-        samples = engine.say(text, language, voice, words_per_minute)
+        samples, phonemes = engine.say(text, language, voice, words_per_minute)
         rate = engine.rate
     if samples.size == 0 or float(np.abs(samples).max()) < 1e-4:
         raise InputError(f"eSpeak NG produced no sound for this text in {language!r}")
-    return Speech(samples, rate, language, voice)
+    return Speech(samples, rate, language, voice, phonemes)
 
 
 def write_wav(path: str | Path, samples: np.ndarray, rate: int) -> Path:
