@@ -123,6 +123,34 @@ def test_crop_outside_the_photo_is_smooth_not_streaked() -> None:
     assert detail(crop[:48]) < 0.25 * detail(inside[:16]), (detail(crop[:48]), detail(inside[:16]))
 
 
+def test_photo_crop_is_kept_inside_the_photo() -> None:
+    """A face near a photo's bottom edge: the source crop moves (at most 15 % of its side) and shrinks (at most
+    10 %) to stay inside, so the output has no band of filled pixels; a crop already inside is left alone."""
+    from talkinghead.faces.crop import CropBox, fit_inside
+    from talkinghead.inference.source import load_sources
+
+    assert fit_inside(CropBox(10, 20, 100), 200, 300) == CropBox(10, 20, 100)
+    moved = fit_inside(CropBox(-10, 110, 100), 200, 300)  # out on the left and at the bottom
+    assert (moved.x0, moved.y0, moved.side) == (0, 100, 100)
+    far = fit_inside(CropBox(50, 180, 100), 200, 300)  # 80 % outside: moved by 15 % of the side only
+    assert far.y0 == pytest.approx(165) and far.side == 100
+    big = fit_inside(CropBox(-20, -5, 220), 200, 300)  # taller than the photo: shrunk to fit, then moved in
+    assert big.side == pytest.approx(200) and big.y0 == pytest.approx(0) and big.x0 == pytest.approx(0)
+    assert fit_inside(CropBox(-50, -50, 300), 200, 300).side == pytest.approx(270)  # shrinks 10 % at most
+
+    img = astronaut()
+    lmk = detect_landmarks(img)
+    bottom = int(lmk[:, 1].max() + 0.1 * np.ptp(lmk[:, 1]))  # cut just below her chin: a tight photo
+    tight = np.ascontiguousarray(img[:bottom])
+    centred = face_crop_box(detect_landmarks(tight), 1.9, 0.1)
+    assert centred.y0 + centred.side > bottom + 0.05 * centred.side  # the face-centred crop reaches far below
+    source = load_sources([tight])[0]
+    assert source.box.y0 + source.box.side <= bottom + 0.5
+    assert source.box.y0 >= -0.5 and source.box.side >= 0.9 * centred.side
+    # the face still fits the crop: all its landmarks inside, well away from the edges
+    assert source.landmarks.min() > 10 and source.landmarks.max() < 246
+
+
 def test_sketch_parts_colours_and_width() -> None:
     lmk = to_crop_coords(detect_landmarks(astronaut()), face_crop_box(detect_landmarks(astronaut())), 256)
     sk = draw_sketch(lmk, 256)

@@ -41,6 +41,30 @@ def face_crop_box(landmarks: np.ndarray, margin: float = 1.9, shift_up: float = 
     return CropBox(float(cx - side / 2), float(cy - side / 2), float(side))
 
 
+def fit_inside(box: CropBox, height: int, width: int, max_shift: float = 0.15, max_shrink: float = 0.1) -> CropBox:
+    """``box`` shrunk about its centre by up to ``max_shrink`` of its side towards the picture's shorter side, then
+    moved by up to ``max_shift`` x its side along each axis so that it lies within a ``height x width`` picture
+    (centred on it along an axis the box is still longer than): a photo's crop then needs as little filling from
+    outside the picture as the face's framing allows."""
+    side = float(np.clip(min(height, width), box.side * (1.0 - max_shrink), box.side))
+    grow = (box.side - side) / 2
+    box = CropBox(box.x0 + grow, box.y0 + grow, side)
+
+    def along(start: float, length: int) -> float:
+        end = start + box.side
+        if box.side >= length:
+            move = (length - box.side) / 2 - start
+        elif start < 0:
+            move = -start
+        elif end > length:
+            move = length - end
+        else:
+            return start
+        return start + float(np.clip(move, -max_shift * box.side, max_shift * box.side))
+
+    return CropBox(along(box.x0, width), along(box.y0, height), box.side)
+
+
 def crop_image(frame: np.ndarray, box: CropBox, size: int) -> np.ndarray:
     """Cut ``box`` out of ``frame`` and resize to ``(size, size)``.
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from talkinghead.config import PrepareConfig
 from talkinghead.errors import InputError, NoFaceError
-from talkinghead.faces.crop import CropBox, crop_image, face_crop_box, to_crop_coords
+from talkinghead.faces.crop import CropBox, crop_image, face_crop_box, fit_inside, to_crop_coords
 from talkinghead.faces.detect import FaceDetector
 from talkinghead.faces.landmarks import detect_landmarks
 from talkinghead.faces.track import FaceTracker
@@ -128,6 +128,8 @@ def load_sources(paths: list[str | Path | np.ndarray], shots: int = 8, cfg: Prep
             image, name = read_image(p), str(p)
         lmk = detect_landmarks(image, cfg.tracker.face_index, detector, source=name)
         box = face_crop_box(lmk, cfg.margin, cfg.shift_up)
+        if cfg.fit_photo:
+            box = fit_inside(box, *image.shape[:2])
         out.append(SourceFace(image, box, crop_image(image, box, cfg.size), to_crop_coords(lmk, box, cfg.size), name))
         photos.append(out[-1])
     if not out:
