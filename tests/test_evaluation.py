@@ -103,6 +103,10 @@ def test_evaluate_end_to_end(micro_model: Path, tiny_dataset: Path, tmp_path: Pa
     assert data["config"]["model_sha256"] and data["config"]["shots"] == [1]
     rows = [r for r in data["records"] if r["task"] == "self"]
     assert {r["method"] for r in rows} == {"static", "warp", "ours-ff", "ours-ft"}
+    # each identity's own figures are in the report too (a mean over identities can lean on one)
+    per_id = report.split("## Per identity", 1)[1]
+    for r in rows:
+        assert f"| {r['identity']} |" in per_id and f"{r['ssim']:.3f} / {r['psnr']:.2f}" in per_id
     assert all(r["psnr"] is not None and 0 < r["psnr"] <= 100 for r in rows)
     assert list((out / "grids").glob("*_T1.png"))
     assert {p.stem for p in (out / "plots").glob("*.png")} >= {"ssim", "psnr", "csim", "nme", "sharpness"}
