@@ -120,16 +120,22 @@ class _Engine:
 
     def languages(self) -> dict[str, str]:
         """Language/voice identifiers (``en``, ``en-us``, ``fr``, ...) → the voice's name."""
-        names: dict[str, str] = {}
+        return {lang: name for lang, (name, _) in self._voice_files().items()}
+
+    def _voice_files(self) -> dict[str, tuple[str, str]]:
+        """Language/voice identifiers → (the voice's name, the voice file that speaks it: ``en``, ``cmn``...)."""
+        found: dict[str, tuple[str, str]] = {}
         for v in self._list(None):
+            name = (v.name or b"").decode()
+            file = (v.identifier or b"").decode().split("/")[-1]
             addr = v.languages or 0
             while addr and ctypes.string_at(addr, 1) != b"\0":  # (priority byte, name, NUL)..., then a zero byte
                 lang = ctypes.string_at(addr + 1)
-                names.setdefault(lang.decode(errors="replace"), (v.name or b"").decode())
+                found.setdefault(lang.decode(errors="replace"), (name, file))
                 addr += len(lang) + 2
-            if v.identifier:
-                names.setdefault(v.identifier.decode().split("/")[-1], (v.name or b"").decode())
-        return names
+            if file:
+                found.setdefault(file, (name, file))
+        return found
 
     def voices(self) -> list[str]:
         """Voice variants (``m1``, ``f3``, ``klatt``, ``whisper``, ...)."""
@@ -139,9 +145,13 @@ class _Engine:
 
     def say(self, text: str, language: str, voice: str | None,
             words_per_minute: int) -> tuple[np.ndarray, list[Phoneme]]:
-        name = language + (f"+{voice}" if voice else "")
+        variant = f"+{voice}" if voice else ""
+        name = language + variant
         if self.lib.espeak_SetVoiceByName(name.encode()) != 0:
-            raise InputError(f"eSpeak NG cannot use the voice {name!r}")
+            # a language code that is not itself a voice file (zh, en-gb, fr-fr, pt-pt...): the file that speaks it
+            file = self._voice_files().get(language, ("", ""))[1]
+            if not file or self.lib.espeak_SetVoiceByName((file + variant).encode()) != 0:
+                raise InputError(f"eSpeak NG cannot use the voice {name!r}")
         self.lib.espeak_SetParameter(_RATE, int(words_per_minute), 0)
         self.chunks, self.marks = [], []
         data = text.encode("utf-8") + b"\0"
