@@ -124,18 +124,21 @@ class _Engine:
 
     def _voice_files(self) -> dict[str, tuple[str, str]]:
         """Language/voice identifiers → (the voice's name, the voice file that speaks it: ``en``, ``cmn``...)."""
-        found: dict[str, tuple[str, str]] = {}
+        best: dict[str, tuple[int, str, str]] = {}  # language → (priority: lower is better, name, file)
         for v in self._list(None):
             name = (v.name or b"").decode()
             file = (v.identifier or b"").decode().split("/")[-1]
             addr = v.languages or 0
             while addr and ctypes.string_at(addr, 1) != b"\0":  # (priority byte, name, NUL)..., then a zero byte
+                priority = ctypes.string_at(addr, 1)[0]
                 lang = ctypes.string_at(addr + 1)
-                found.setdefault(lang.decode(errors="replace"), (name, file))
+                key = lang.decode(errors="replace")
+                if key not in best or priority < best[key][0]:
+                    best[key] = (priority, name, file)
                 addr += len(lang) + 2
-            if file:
-                found.setdefault(file, (name, file))
-        return found
+            if file and file not in best:
+                best[file] = (255, name, file)
+        return {lang: (name, file) for lang, (_, name, file) in best.items()}
 
     def voices(self) -> list[str]:
         """Voice variants (``m1``, ``f3``, ``klatt``, ``whisper``, ...)."""
