@@ -421,6 +421,19 @@ def test_tts_says_which_phoneme_is_heard_when() -> None:
     assert vowels and np.mean([rms(p) for p in closures]) < 0.7 * np.mean([rms(p) for p in vowels])
 
 
+def test_articulation_scales_the_mouth_motion() -> None:
+    from talkinghead.data.examples import astronaut
+    from talkinghead.faces.landmarks import detect_landmarks
+    from talkinghead.speech.drive import SpeechDriver
+
+    model, face = load_speech_model(), detect_landmarks(astronaut())
+    feats = sample_features(logmel(vowel(1.0)), frame_times(np.arange(25), 25.0))
+    disp = {a: SpeechDriver(model, head_motion=0.0, articulation=a).track(face, feats, 25.0).displacements
+            for a in (0.0, 1.0, 2.0)}
+    assert np.abs(disp[0.0]).max() == 0 and np.abs(disp[1.0]).max() > 0.01
+    np.testing.assert_allclose(disp[2.0], 2 * disp[1.0], rtol=1e-5, atol=1e-6)
+
+
 def test_lip_closure_curve() -> None:
     from talkinghead.speech.phonemes import Phoneme, closes_lips, closure
 
@@ -505,11 +518,13 @@ def _bad(tmp_path: Path, kind: str) -> tuple[list[str], str]:
         return ["--text", "   "], "empty"
     if kind == "unknown-voice":
         return ["--text", "hi", "--voice", "nobody"], "unknown voice"
+    if kind == "articulation":
+        return ["--text", "hi", "--articulation", "9"], "out of range"
     return ["--text", "hi", "--language", "xx-nope"], "unknown language"
 
 
 @pytest.mark.parametrize("kind", ["silent", "unreadable", "not-audio", "too-long", "empty-text", "unknown-voice",
-                                  "unknown-language"])
+                                  "unknown-language", "articulation"])
 def test_speak_bad_input_exits_2_with_one_line(tmp_path: Path, capsys, astronaut_png: Path, micro_model: Path,
                                                tiny_speech_model: Path, kind: str) -> None:
     import re

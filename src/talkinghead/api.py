@@ -141,6 +141,7 @@ def speak(
     max_seconds: float = 60.0,
     head_motion: float = 1.0,
     seed: int = 0,
+    articulation: float = 1.0,
     lip_closures: bool = True,
     device: str = "auto",
     backend: str = "torch",
@@ -149,8 +150,9 @@ def speak(
 ) -> SpeakResult:
     """Photo(s) + speech (an audio file, or ``text`` spoken offline by eSpeak NG) → a talking video with that
     sound, lip-synced, with real head motion and blinks; ``options`` are :class:`AnimateOptions` fields (the
-    output is watermarked and signed as ``animate``'s). ``lip_closures``: for ``text``, close the lips on the spoken
-    /p b m/ (eSpeak NG says when), on top of the audio model's motion."""
+    output is watermarked and signed as ``animate``'s). ``articulation``: scale of the jaw and lip motion (1 fits real
+    speakers best: ``benchmarks/lipsync.py``); ``lip_closures``: for ``text``, close the lips on the spoken /p b m/
+    (eSpeak NG says when), on top of the audio model's motion."""
     import tempfile
 
     from talkinghead.inference.animate import AnimateOptions, Animator
@@ -163,7 +165,8 @@ def speak(
         # the speech is checked (and synthesised) before any model is loaded: bad input fails fast
         speech = load_speech(audio, text, Path(tmp), language=language, voice=voice,
                              words_per_minute=words_per_minute, fps=fps, max_seconds=max_seconds)
-        driver = SpeechDriver(speech_model, head_motion=head_motion, seed=seed, lip_closures=lip_closures)
+        driver = SpeechDriver(speech_model, head_motion=head_motion, articulation=articulation, seed=seed,
+                              lip_closures=lip_closures)
         anim = Animator(model, device=device, backend=backend, face=source_face_config(face_index))
         anim.set_source(list(source), shots=shots, finetune_steps=finetune_steps, progress=opts.progress)
         return _speak(anim, out, speech, driver, opts)

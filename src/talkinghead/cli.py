@@ -209,6 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, default=25.0, help="output frame rate (default 25)")
     p.add_argument("--head-motion", type=float, default=1.0, help="scale of the head motion and blinks (0 = still)")
     p.add_argument("--seed", type=int, default=0, help="which real head motion to use (default 0)")
+    p.add_argument("--articulation", type=float, default=1.0,
+                   help="scale of the jaw and lip motion (default 1; 1.5 = livelier, less like real speakers)")
     p.add_argument("--no-lip-closures", action="store_true",
                    help="with --text, move the lips from the audio model alone (no closures on the spoken p, b, m)")
     p.add_argument("--speech-model", help="speech model file (default: the shipped one; see train-speech)")
@@ -433,12 +435,15 @@ def _cmd_speak(args: argparse.Namespace) -> int:
         raise InputError("speak needs --source PHOTO and --out OUT.mp4")
     if args.audio is None and args.text is None:
         raise InputError("nothing to say: give --audio FILE or --text \"...\"")
+    if not 0.0 <= args.articulation <= 3.0:
+        raise InputError(f"--articulation {args.articulation:g} is out of range (0..3)")
     credentials = _credential_options(args)
     result = api.speak(args.source, args.out, audio=args.audio, text=args.text, model=args.model,
                        speech_model=args.speech_model, finetune_steps=args.finetune_steps, shots=args.shots,
                        language=args.language, voice=args.voice, words_per_minute=args.rate, fps=args.fps,
                        max_seconds=args.max_seconds, head_motion=args.head_motion, seed=args.seed,
-                       lip_closures=not args.no_lip_closures, device=args.device, backend=args.backend,
+                       articulation=args.articulation, lip_closures=not args.no_lip_closures, device=args.device,
+                       backend=args.backend,
                        paste_back=args.paste_back, max_side=args.max_side,
                        output_size=args.size, full_resolution=not args.no_full_resolution,
                        watermark=not args.no_watermark, progress=not args.no_progress,
