@@ -66,12 +66,12 @@ def fmt(v: float) -> str:
     return "—" if not np.isfinite(v) else f"{v:.3f}"
 
 
-def evaluate(title: str, data, model, slope: float, intercept: float) -> dict:
+def evaluate(title: str, data, model, slope: float, intercept: float, articulation: float = 1.0) -> dict:
     """Print and return the table of one group of clips."""
     rows = []
     for key, feats, aligned, neutral, sync in zip(data.keys, data.features, data.aligned, data.neutrals, data.sync):
         # data.features are already level-normalised; predict() normalises again, which leaves them unchanged
-        disp = model.predict(feats)
+        disp = model.predict(feats) * articulation
         shape = np.repeat(neutral[None], len(disp), 0)
         shape[:, SPEECH_POINTS] = neutral[SPEECH_POINTS] + disp
         true = mouth_opening(aligned)
@@ -115,9 +115,12 @@ def evaluate(title: str, data, model, slope: float, intercept: float) -> dict:
             entry[f"lag_{who}_curve"] = [round(float(v), 3) for v in curve]
         print(f"| **{label}, pooled** | {entry['frames']} | | {fmt(entry['r_ours'])} | {fmt(entry['r_loud'])} | — | "
               f"{entry['mae_ours']:.4f} | {entry['mae_loud']:.4f} | {entry['mae_closed']:.4f} | | |")
+        entry["std_ratio_ours"] = float(np.concatenate([r["ours"] for r in subset]).std() / max(true.std(), 1e-12))
         print(f"| {label}, mean of per-clip r (AV lag of the mean lag curve) | | | {fmt(entry['r_ours_clip_mean'])} | "
               f"{fmt(entry['r_loud_clip_mean'])} | — | | | | {entry['lag_ours_pooled']:+d} | "
               f"{entry['lag_real_pooled']:+d} |")
+        print(f"| {label}: our opening's spread / the real one's (pooled std) | | | {entry['std_ratio_ours']:.2f} "
+              "| | | | | | | |")
         summary[label] = entry
     return summary
 
@@ -128,6 +131,7 @@ def main() -> int:
     ap.add_argument("--model", help="speech model file (default: the shipped one)")
     ap.add_argument("--split", default="val")
     ap.add_argument("--json", help="also write the figures here")
+    ap.add_argument("--articulation", type=float, default=1.0, help="scale of our motion (speak --articulation)")
     args = ap.parse_args()
 
     model = load_speech_model(args.model)
@@ -162,7 +166,7 @@ def main() -> int:
             print(f"error: the model was trained on {len(seen)} clip(s) of the group '{title}' ({seen[:3]}...): "
                   "they cannot measure it", file=sys.stderr)
             return 2
-        report["groups"].append(evaluate(title, data, model, slope, intercept))
+        report["groups"].append(evaluate(title, data, model, slope, intercept, args.articulation))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=1)
