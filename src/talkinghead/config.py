@@ -60,9 +60,10 @@ class PrepareConfig:
     shift_up: float = 0.1
     """Move the crop centre up by this fraction of the face extent (landmarks stop at the brows)."""
     fit_photo: bool = True
-    """Source photos (at inference): shrink the crop by up to 10 % and move it by up to 15 % of its side to keep
-    it inside the photo, rather than fill what lies outside with the photo's blurred edge colours (a band in the
-    output). The crop of 237 of 350 corpus portraits reached outside the photo (``benchmarks/crop_fit.py``)."""
+    """Sources (photos and source videos, at inference): shrink the crop by up to 10 % and move it by up to 15 % of
+    its side to keep it inside the picture, rather than fill what lies outside with the picture's blurred edge
+    colours (a band in the output). The crop of 237 of 350 corpus portraits reached outside the photo
+    (``benchmarks/crop_fit.py``)."""
     jpeg_quality: int = 90
     min_frames: int = 16
     """Clips with fewer usable frames (faces found) are skipped."""

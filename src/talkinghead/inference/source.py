@@ -105,6 +105,8 @@ def _from_video(path: str, shots: int, cfg: PrepareConfig) -> list[SourceFace]:
         raise NoFaceError(f"no face found in the source video {path}")
     picked = diverse_indices(np.stack(lmks), shots)
     box = face_crop_box(np.stack([lmks[i] for i in picked]), cfg.margin, cfg.shift_up)
+    if cfg.fit_photo:
+        box = fit_inside(box, *frames[0].shape[:2])
     return [SourceFace(frames[i], box, crop_image(frames[i], box, cfg.size), to_crop_coords(lmks[i], box, cfg.size),
                        f"{path}#{i}") for i in picked]
 
