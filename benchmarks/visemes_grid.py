@@ -19,6 +19,9 @@ trained on ``grid_s1``'s clips (reported apart) but not on the ``grid_spk_*`` sp
 automatic (its quality is printed: the correlation of the aligned synthetic loudness with the real one), so its
 errors count against every phoneme-driven method.
 
+eSpeak NG's output varies by a few samples from one call to the next (phoneme times by a few milliseconds), so
+the phoneme-driven figures move by up to about 0.01 between runs.
+
     python benchmarks/visemes_grid.py --data /tmp/ds/speech
 """
 
@@ -29,6 +32,7 @@ import re
 import sys
 
 import numpy as np
+from lipsync import pearson  # this folder (run as a script)
 
 from talkinghead.data.audio import STEPS_PER_FRAME, Audio, frames_for_audio, loudness
 from talkinghead.faces.measures import mouth_opening
@@ -36,7 +40,7 @@ from talkinghead.speech.model import load_speech_model, normalise_level
 from talkinghead.speech.phonemes import Phoneme, apply_closures, closes_lips, opening_direction
 from talkinghead.speech.shapes import SPEECH_POINTS
 from talkinghead.speech.train import load_speech_data
-from talkinghead.speech.tts import synthesize
+from talkinghead.speech.tts import Speech, synthesize
 
 FPS = 25.0
 _WORDS = [
@@ -86,12 +90,12 @@ def speech_span(loud: np.ndarray, below_peak_db: float = 30.0) -> tuple[int, int
     return int(on[0]), int(on[-1]) + 1
 
 
-def align(real_features: np.ndarray, text: str, how: str = "dtw") -> list[Phoneme]:
-    """eSpeak NG's phonemes for ``text`` with their times moved onto the real recording's (seconds at FPS):
+def align(real_features: np.ndarray, speech: Speech, how: str = "dtw") -> list[Phoneme]:
+    """``speech``'s phonemes (eSpeak NG saying the clip's sentence) with their times moved onto the real
+    recording's (seconds at FPS):
     dynamic time warping of the two utterances' cepstra and loudness, each trimmed to its speech."""
     import librosa
 
-    speech = synthesize(text, language="en")
     synth = frames_for_audio(Audio(speech.samples.astype(np.float32), speech.rate), FPS)
     a, la = _steps(normalise_level(synth))
     b, lb = _steps(normalise_level(real_features))
@@ -157,14 +161,8 @@ def rule_opening(phonemes: list[Phoneme], n_frames: int, fps: float, step: float
     return np.interp(np.arange(n_frames) / fps, t, num / den)
 
 
-def pearson(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return float(np.corrcoef(a, b)[0, 1]) if a.std() > 1e-12 and b.std() > 1e-12 else float("nan")
-
-
-def alignment_quality(real_features: np.ndarray, text: str, phonemes: list[Phoneme]) -> float:
+def alignment_quality(real_features: np.ndarray, speech: Speech, phonemes: list[Phoneme]) -> float:
     """Correlation of the synthetic speech's loudness, carried onto the real timeline, with the real loudness."""
-    speech = synthesize(text, language="en")
     synth = loudness(normalise_level(frames_for_audio(Audio(speech.samples.astype(np.float32), speech.rate), FPS)))
     real = loudness(normalise_level(real_features))
     src, dst = [p.start for p in speech.phonemes], [p.start for p in phonemes]
@@ -195,11 +193,12 @@ def main() -> int:
         text = sentence(key.rsplit("__", 1)[-1].split("_")[0])
         if text is None:
             continue
-        phonemes = align(feats, text, args.align)
+        speech = synthesize(text, language="en")
+        phonemes = align(feats, speech, args.align)
         disp = model.predict(feats)
         base = float(mouth_opening(neutral))
         row = {"clip": key, "text": text, "trained": key in trained, "true": mouth_opening(aligned),
-               "align": alignment_quality(feats, text, phonemes)}
+               "align": alignment_quality(feats, speech, phonemes)}
         for name, d in (("model", disp), ("model + closures", apply_closures(disp, neutral, opening_direction(
                 model, neutral), phonemes, FPS))):
             shapes = np.repeat(neutral[None], len(d), 0)

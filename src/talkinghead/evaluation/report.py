@@ -93,12 +93,12 @@ def per_identity(result: EvaluationResult) -> list[str]:
     identities can lean on one: a near-still clip scores PSNR in the 40s and 50s)."""
     cfg = result.config
     methods_all = [*cfg["baselines"], *(f"ours-{m}" for m in cfg["modes"])]
-    cell: dict[tuple[str, int, str], dict[str, str]] = defaultdict(dict)
+    cell: dict[tuple[str, int, str], str] = {}
     for r in result.records:
         if r["task"] == "self":
             ssim, psnr = r.get("ssim"), r.get("psnr")
             ok = all(v is not None and math.isfinite(v) for v in (ssim, psnr))
-            cell[(r["identity"], r["shots"], r["method"])]["v"] = f"{ssim:.3f} / {psnr:.2f}" if ok else "–"
+            cell[(r["identity"], r["shots"], r["method"])] = f"{ssim:.3f} / {psnr:.2f}" if ok else "–"
     if not cell:
         return []
     names = sorted({k[0] for k in cell})
@@ -107,7 +107,7 @@ def per_identity(result: EvaluationResult) -> list[str]:
         methods = [m for m in methods_all if any((n, t, m) in cell for n in names)]
         lines += [f"### T = {t}", "", "| identity | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
         for n in names:
-            lines.append(f"| {n} | " + " | ".join(cell.get((n, t, m), {}).get("v", "–") for m in methods) + " |")
+            lines.append(f"| {n} | " + " | ".join(cell.get((n, t, m), "–") for m in methods) + " |")
         lines.append("")
     return lines
 
