@@ -14,6 +14,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
 from talkinghead.data.audio import loudness
 from talkinghead.faces.measures import eye_opening, mouth_opening
@@ -56,20 +57,18 @@ def main() -> None:
                 return ph.symbol.replace("ˈ", "").replace("ˌ", "")
         return ""
 
+    try:  # OpenCV fonts have no IPA glyphs: the phonemes are drawn with PIL
+        font = ImageFont.truetype("DejaVuSans.ttf", 22)
+    except OSError:
+        font = ImageFont.load_default()
     tiles, zooms = [], []
     for i in picks:
         frame = frames[i]
         tile = cv2.resize(frame, (args.size, args.size), interpolation=cv2.INTER_AREA)
         cv2.putText(tile, f"{i / fps:.2f}s", (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 0), 2, cv2.LINE_AA)
         label = said(i / fps)
-        if label:  # OpenCV fonts have no IPA glyphs: draw with PIL
-            from PIL import Image, ImageDraw, ImageFont
-
+        if label:
             img = Image.fromarray(tile)
-            try:
-                font = ImageFont.truetype("DejaVuSans.ttf", 22)
-            except OSError:
-                font = ImageFont.load_default()
             ImageDraw.Draw(img).text((6, 26), f"/{label}/", fill=(255, 255, 0), font=font, stroke_width=2,
                                      stroke_fill=(0, 0, 0))
             tile = np.asarray(img)
