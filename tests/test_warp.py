@@ -85,6 +85,53 @@ def test_untrained_generator_starts_at_the_warp() -> None:
     assert torch.allclose(out2, out, atol=1e-5)
 
 
+def test_gen_residual_generates_the_moved_source_plus_a_change() -> None:
+    torch.manual_seed(0)
+    cfg = train_config("warp", **MICRO_WARP, **{"model.gen_residual": True}).model
+    gen = WarpGenerator(cfg).eval()
+    image = torch.rand(1, 1, 3, 32, 32) * 2 - 1
+    rng = np.random.default_rng(0)
+    src = rng.uniform(8, 24, (68, 2)).astype(np.float32)
+    prior = torch.from_numpy(tps_grid(src + 1.0, src, 32, 16).transpose(2, 0, 1))[None, None]
+    feats = [f[None] for f in gen.encode(image[0], torch.zeros(1, 3, 32, 32))]
+    args = (image, feats, prior, torch.zeros(1, 3, 16, 16), torch.zeros(1, gen.psi_dim))
+    with torch.no_grad():
+        before = gen(*args)[1]["blend"][:, 2].mean()
+        assert float((gen(*args)[1]["generated"] - gen(*args)[1]["warped"]).abs().max()) > 1e-3  # a change
+        gen.reset_colour_output(generated_logit=2.0)
+        out, aux = gen(*args)
+    assert torch.allclose(aux["generated"], aux["warped"], atol=1e-6)  # starts as the moved source
+    assert float(aux["blend"][:, 2].mean()) > float(before)  # and, asked for, with more weight
+
+
+def test_fill_mouth_generates_behind_lips_no_source_shows_open() -> None:
+    from talkinghead.models.inputs import mouth_gaps
+
+    base = detect_landmarks(astronaut()).astype(np.float32)
+    src = (base - base.mean(0)) * (120 / np.ptp(base[:, 0])) + 128  # a face in a 256² crop
+    iod = float(np.linalg.norm(src[36:42].mean(0) - src[42:48].mean(0)))
+    opened = src.copy()
+    opened[65:68, 1] += 0.3 * iod  # the lower inner lip drops
+    gaps = mouth_gaps(np.stack([src, opened, np.full((68, 2), np.nan)]), src[None], 256, 64)
+    assert gaps.shape == (3, 1, 64, 64)
+    assert gaps[0].max() == 0.0 and gaps[2].max() == 0.0  # as open as the source; no face
+    inside = np.round(opened[60:68].mean(0) / 4).astype(int)
+    assert gaps[1, 0, inside[1], inside[0]] > 0.9 and gaps[1].mean() < 0.05
+    assert mouth_gaps(opened[None], np.stack([src, opened]), 256, 64).max() == 0.0  # a source shows it open
+
+    torch.manual_seed(0)
+    gen = WarpGenerator(train_config("warp", **MICRO_WARP, **{"model.gen_residual": True}).model).eval()
+    image = torch.rand(1, 1, 3, 32, 32) * 2 - 1
+    feats = [f[None] for f in gen.encode(image[0], torch.zeros(1, 3, 32, 32))]
+    prior = torch.from_numpy(identity_grid(16).transpose(2, 0, 1))[None, None]
+    mouth = torch.zeros(1, 1, 16, 16)
+    mouth[..., 4:8, 4:8] = 1.0
+    with torch.no_grad():
+        _, aux = gen(image, feats, prior, torch.zeros(1, 3, 16, 16), torch.zeros(1, gen.psi_dim), None, mouth)
+    w = aux["weights"][0, 2]
+    assert float(w[10:14, 10:14].min()) > 0.99 and float(w[24:, 24:].max()) < 0.5
+
+
 def test_warp_episodes_and_losses_fall(tiny_dataset: Path) -> None:
     cfg = train_config("warp", **MICRO_WARP, **{"optim.lr_g": 2e-3, "optim.lr_d": 2e-3})
     data = PreparedDataset(tiny_dataset, split="train")
@@ -133,6 +180,55 @@ def test_gen_outside_loss_pulls_generated_weight_back_to_the_source(tiny_dataset
     assert free["gen_outside"] > 0.3  # logged without being trained on
     assert held["g_total"] == pytest.approx(free["g_total"] + 10.0 * free["gen_outside"], rel=1e-4)
     assert float(g_held - g_free) > 1.0  # the term pushes the generated pixels' weight down
+
+
+def test_open_mouth_episodes_pair_closed_sources_with_an_open_target(tiny_dataset: Path) -> None:
+    from talkinghead.data.episodes import _mouth_pools, resize_frames, to_tensor
+    from talkinghead.faces.measures import mouth_opening
+
+    base = detect_landmarks(astronaut()).astype(np.float32)
+    gaps = np.array([0.0, 0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.3, 0.25])
+    iod = float(np.linalg.norm(base[36:42].mean(0) - base[42:48].mean(0)))
+    lmk = np.repeat(base[None], len(gaps), 0)
+    lmk[:, 65:68, 1] += (gaps * iod)[:, None]  # the lower inner lip drops: the mouth opens by `gaps`
+
+    class FakeClip:
+        def __init__(self, landmarks: np.ndarray) -> None:
+            self.landmarks = landmarks
+
+        def arrays(self) -> dict[str, np.ndarray]:
+            return {"landmarks": self.landmarks}
+
+    opening = mouth_opening(lmk)
+    closed, opened = _mouth_pools(FakeClip(lmk))  # type: ignore[arg-type,misc]
+    assert opening[closed].max() < opening[opened].min() - 0.1
+    assert {7, 8} <= set(opened) <= {6, 7, 8, 9} and {0, 1} <= set(closed) <= {0, 1, 2, 3, 4}
+    assert _mouth_pools(FakeClip(np.repeat(base[None], 10, 0))) is None  # type: ignore[arg-type]  # never opens
+
+    data = PreparedDataset(tiny_dataset, split="train")
+    eps = WarpEpisodeDataset(data, 32, k=2, flip=False, motion_resolution=16, open_mouth=1.0)
+    assert len(eps.mouth_pools) == len(eps.clips)
+    assert eps.episode(0, np.random.default_rng(0))["frames"].shape == (2, 3, 32, 32)  # no pool: a usual episode
+    eps.mouth_pools[0] = (np.array([0, 1]), np.array([5]))
+    frames, lmk0 = eps.clips[0].read(list(range(6)))
+    want = to_tensor(resize_frames(frames, lmk0, 32)[0])
+    for seed in range(4):
+        item = eps.episode(0, np.random.default_rng(seed))
+        assert torch.equal(item["target"], want[5])
+        assert all(any(torch.equal(f, want[i]) for i in (0, 1)) for f in item["frames"])
+
+
+def test_region_l1_counts_only_the_region() -> None:
+    from talkinghead.losses.blend import region_l1
+
+    real = torch.zeros(1, 3, 32, 32)
+    region = torch.zeros(1, 1, 16, 16)
+    region[..., 4:8, 4:8] = 1.0
+    fake = real.clone()
+    fake[..., 24:, 24:] = 1.0  # wrong only outside the region
+    assert float(region_l1(fake, real, region)) == 0.0
+    fake[..., 8:16, 8:16] = 0.5  # wrong by 0.5 all over it
+    assert 0.4 < float(region_l1(fake, real, region)) <= 0.5
 
 
 def test_train_cli_warp_preset_resumes(tiny_dataset: Path, tmp_path: Path) -> None:

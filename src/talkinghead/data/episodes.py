@@ -109,12 +109,37 @@ class SampleNumbers(Sampler[int]):
         return max(0, self.steps - self.start_step) * self.batch_size
 
 
+MOUTH_CLOSED_QUANTILE = 0.4
+MOUTH_OPEN_QUANTILE = 0.85
+MOUTH_MIN_RANGE = 0.1
+"""Open-mouth episodes: sources among a clip's frames up to the 40th percentile of mouth opening (inner-lip gap over
+the inter-ocular distance), the target among those from the 85th; only clips where the two differ by 0.1 or more."""
+
+
+def _mouth_pools(clip: Clip) -> tuple[np.ndarray, np.ndarray] | None:
+    """A clip's (closed-mouth frames, open-mouth frames) for open-mouth episodes, or None when its mouth hardly
+    opens."""
+    from talkinghead.faces.measures import mouth_opening
+
+    opening = mouth_opening(clip.arrays()["landmarks"])
+    ok = np.isfinite(opening)
+    if ok.sum() < 4:
+        return None
+    lo, hi = np.quantile(opening[ok], [MOUTH_CLOSED_QUANTILE, MOUTH_OPEN_QUANTILE])
+    if hi - lo < MOUTH_MIN_RANGE:
+        return None
+    return np.where(ok & (opening <= lo))[0], np.where(ok & (opening >= hi))[0]
+
+
 class WarpEpisodeDataset(EpisodeDataset):
     """Episodes for the warp-and-refine generator: ``dataset[n]`` →
 
     - ``frames``, ``sketches``: ``(K, 3, S, S)`` in [-1, 1] — K source frames of one clip and their sketches
     - ``target``: ``(3, S, S)`` — another frame of the same person: with probability ``cross_clip``, and when the
-      person has several clips, from a different clip (other lighting, framing, expression)
+      person has several clips, from a different clip (other lighting, framing, expression). With probability
+      ``open_mouth`` (before that choice), and when the clip's mouth opens enough, an *open-mouth episode*: the
+      sources are among the clip's most closed-mouth frames and the target among its most open ones, so the
+      generator learns the mouth interior (teeth, the dark of the mouth) that a closed-mouth photo does not show
     - ``target_sketch``: ``(3, m, m)`` — the target's sketch at the motion resolution
     - ``prior``: ``(K, 2, m, m)`` — the thin-plate backward flow from the target's landmarks to each source's
     - ``region``: ``(1, m, m)`` — the target's eyes and mouth (:func:`~talkinghead.faces.sketch.feature_region`),
@@ -123,10 +148,13 @@ class WarpEpisodeDataset(EpisodeDataset):
     """
 
     def __init__(self, data: PreparedDataset, resolution: int, k: int, seed: int = 0, flip: bool = True,
-                 use_photos: bool = True, motion_resolution: int = 64, cross_clip: float = 0.5) -> None:
+                 use_photos: bool = True, motion_resolution: int = 64, cross_clip: float = 0.5,
+                 open_mouth: float = 0.0) -> None:
         super().__init__(data, resolution, k, seed, flip, use_photos)
         self.motion_resolution = motion_resolution
         self.cross_clip = cross_clip
+        self.open_mouth = open_mouth
+        self.mouth_pools = [_mouth_pools(c) for c in self.clips] if open_mouth > 0 else []
         by_identity: dict[str, list[int]] = {}
         for i, c in enumerate(self.clips):
             by_identity.setdefault(c.identity, []).append(i)
@@ -134,10 +162,14 @@ class WarpEpisodeDataset(EpisodeDataset):
 
     def episode(self, video: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         from talkinghead.faces.warp import prior_grids
+        from talkinghead.models.inputs import mouth_gaps
 
         clip = self.clips[video]
         others = [i for i in self.same_person[video] if i != video]
-        if others and rng.random() < self.cross_clip:
+        pools = self.mouth_pools[video] if self.open_mouth > 0 and rng.random() < self.open_mouth else None
+        if pools is not None:
+            tclip, target, pool = clip, int(rng.choice(pools[1])), pools[0]
+        elif others and rng.random() < self.cross_clip:
             tclip = self.clips[int(rng.choice(others))]
             target = int(rng.integers(tclip.n_frames))
             pool = np.arange(clip.n_frames)
@@ -157,8 +189,9 @@ class WarpEpisodeDataset(EpisodeDataset):
         target_sketch = draw_sketch(lmk[-1] * (m / self.resolution), m)
         region = feature_region(lmk[-1] * (m / self.resolution), m)
         prior = prior_grids(lmk[-1:], lmk[:-1], self.resolution, m)[0]
+        mouth = mouth_gaps(lmk[-1:], lmk[:-1], self.resolution, m)[0]
         f = to_tensor(frames)
         return {"frames": f[:-1], "sketches": to_tensor(sketches), "target": f[-1],
                 "target_sketch": to_tensor(target_sketch), "prior": torch.from_numpy(prior),
-                "region": torch.from_numpy(region)[None],
+                "region": torch.from_numpy(region)[None], "mouth": torch.from_numpy(mouth),
                 "video": torch.tensor(video)}

@@ -1,4 +1,5 @@
-"""The warp generator's blend: how much of the picture it paints itself where the source's own pixels should stay."""
+"""The warp generator's blend: how much of the picture it paints itself where the source's own pixels should stay, and
+the pixel error where only painting can give the truth (eyes, mouth)."""
 
 from __future__ import annotations
 
@@ -19,3 +20,10 @@ def generated_outside(blend: torch.Tensor, region: torch.Tensor) -> torch.Tensor
         weight = F.interpolate(weight, size=(m, m), mode="area")
     outside = 1.0 - region
     return (outside * weight).sum() / outside.sum().clamp_min(1.0)
+
+
+def region_l1(fake: torch.Tensor, real: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
+    """Mean absolute error of ``fake`` against ``real`` ``(B, 3, S, S)`` over ``region`` ``(B, 1, m, m)`` in
+    [0, 1] (the target's eyes and mouth, upsampled to S)."""
+    weight = F.interpolate(region.float(), size=fake.shape[-2:], mode="bilinear", align_corners=False)
+    return ((fake - real).abs() * weight).sum() / (weight.sum() * fake.shape[1]).clamp_min(1.0)

@@ -35,7 +35,7 @@ from talkinghead.data.episodes import EpisodeDataset, SampleNumbers, WarpEpisode
 from talkinghead.errors import InputError, TalkingHeadError
 from talkinghead.io.atomic import atomic_write_text
 from talkinghead.losses.adversarial import discriminator_hinge, generator_hinge
-from talkinghead.losses.blend import generated_outside
+from talkinghead.losses.blend import generated_outside, region_l1
 from talkinghead.losses.matching import embedding_match, feature_matching
 from talkinghead.losses.perceptual import ContentLoss
 from talkinghead.models.discriminator import VideoEmbeddings
@@ -67,7 +67,9 @@ class EmbedGenerate(nn.Module):
         self.generator = generator
 
     def forward(self, frames: torch.Tensor, sketches: torch.Tensor, target_sketch: torch.Tensor,
-                prior: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+                prior: torch.Tensor | None = None,
+                region: torch.Tensor | None = None,
+                mouth: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         if prior is None:  # the paper's generator: sketch + ê
             e = self.embedder(frames, sketches)
             return self.generator.generate(target_sketch, e), e, {}
@@ -78,7 +80,7 @@ class EmbedGenerate(nn.Module):
                           area(sketches.flatten(0, 1), res).view(b, k, 3, res, res))
         gen = self.generator
         feats = [f.reshape(b, k, *f.shape[1:]) for f in gen.encode(frames.flatten(0, 1), sketches.flatten(0, 1))]
-        fake, aux = gen(frames, feats, prior, target_sketch, gen.project(e))
+        fake, aux = gen(frames, feats, prior, target_sketch, gen.project(e), region, mouth)
         return fake, e, {"flow_delta": aux["flow_delta"], "blend": aux["blend"]}
 
 
@@ -196,7 +198,9 @@ class MetaLearner:
         # generator step (the discriminator's weights are fixed here: frozen, and called outside DDP)
         self.discriminator.requires_grad_(False)
         with self._autocast():
-            fake, e_hat, aux = self._eg_fn(b["frames"], b["sketches"], b["target_sketch"], b.get("prior"))
+            fake, e_hat, aux = self._eg_fn(b["frames"], b["sketches"], b["target_sketch"], b.get("prior"),
+                                           b.get("region") if cfg.gate_region else None,
+                                           b.get("mouth") if cfg.model.fill_mouth else None)
         fake32 = fake.float()
         lres = lc.resolution or fake.shape[-1]
         content, parts = self.content(area(fake32, lres), area(real, lres), face=step % max(1, lc.face_every) == 0)
@@ -205,6 +209,9 @@ class MetaLearner:
         if lc.l1 > 0:
             losses["l1"] = F.l1_loss(fake32, real)
             loss_g = loss_g + lc.l1 * losses["l1"]
+        if lc.region_l1 > 0 and "region" in b:
+            losses["region_l1"] = region_l1(fake32, real, b["region"])
+            loss_g = loss_g + lc.region_l1 * losses["region_l1"]
         if "flow_delta" in aux and lc.smoothness > 0:
             losses["smoothness"] = total_variation(aux["flow_delta"].float())
             loss_g = loss_g + lc.smoothness * losses["smoothness"]
@@ -280,7 +287,7 @@ def make_episodes(cfg: TrainConfig, data: PreparedDataset, seed: int, flip: bool
     mc = cfg.model
     if mc.arch == "warp":
         return WarpEpisodeDataset(data, mc.resolution, cfg.k, seed, flip, use_photos, mc.motion_resolution,
-                                  cfg.cross_clip)
+                                  cfg.cross_clip, cfg.open_mouth)
     return EpisodeDataset(data, mc.resolution, cfg.k, seed, flip, use_photos)
 
 
@@ -317,7 +324,11 @@ def _init_from_model(learner: MetaLearner, cfg: TrainConfig, log: Callable[[str]
     from talkinghead.models.bundle import load_model
 
     bundle = load_model(cfg.init)
-    if to_dict(bundle.config) != to_dict(cfg.model):
+    # a model trained without gen_residual may start a run with it (its colour output is reset, below), and a run
+    # may switch fill_mouth on
+    to_residual = cfg.model.gen_residual and not bundle.config.gen_residual
+    switches = {"gen_residual": cfg.model.gen_residual, "fill_mouth": cfg.model.fill_mouth}
+    if to_dict(bundle.config) | switches != to_dict(cfg.model):
         diff = sorted(k for k, v in to_dict(cfg.model).items() if to_dict(bundle.config).get(k) != v)
         raise InputError(f"--init {cfg.init}: its model settings differ from this run's ({', '.join(diff)}); "
                          "use the same preset")
@@ -329,6 +340,9 @@ def _init_from_model(learner: MetaLearner, cfg: TrainConfig, log: Callable[[str]
         if src is not None:
             getattr(learner, name).load_state_dict(src.state_dict())
             loaded.append(name)
+    if to_residual:
+        learner.generator.reset_colour_output()
+        loaded.append("generator's colour output reset for gen_residual")
     log(f"initialised the {', '.join(loaded)} from {cfg.init}")
 
 
