@@ -33,10 +33,10 @@ from skimage.metrics import structural_similarity
 from talkinghead.data.dataset import PreparedDataset
 from talkinghead.evaluation.baselines import piecewise_affine
 from talkinghead.evaluation.protocol import generate, load_identities
+from talkinghead.faces.crop import CropBox
 from talkinghead.faces.measures import mouth_opening
 from talkinghead.inference.animate import CROP_SIZE, Animator
 from talkinghead.inference.source import SourceFace
-from talkinghead.faces.crop import CropBox
 from talkinghead.io import write_image
 from talkinghead.models.bundle import load_model
 

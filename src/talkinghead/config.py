@@ -129,15 +129,6 @@ class ModelConfig:
     portraits driven by ``lp_d6_woman_grimace``). On the validation split (``evaluate --mode ff
     --frames-per-identity 8``): SSIM 0.8048 → 0.8037 (T = 1), 0.8123 → 0.8107 (T = 8), all of it on
     ``lp_d3_woman`` (her hair's edge). Not learned and not stored: older model files use it too."""
-    gen_residual: bool = False
-    """warp: the generated pixels are the moved source plus a learned change (clipped to the colour range) instead of
-    an image painted from scratch, so they start with the person's own colours and texture and only have to learn
-    what moving cannot give (the dark of a mouth that opens, teeth). Older model files: off."""
-    fill_mouth: bool = False
-    """warp: where the target's mouth opens wider than in every source (the inner-lip polygon; from 0.03 inter-ocular
-    distances wider, fully from 0.10: :func:`~talkinghead.models.inputs.mouth_gaps`), the blend takes the generated
-    pixels, in training as at inference. No source shows what is behind closed lips; moved, the lips are only
-    stretched over the gap. Use with ``gen_residual``. Older model files: off."""
     fuse_sources: int = 2
     """warp, at inference: each frame is rendered from this many sources whose landmarks are nearest its target
     (the fewest pixels to move; 0 = all). Training fuses ``k`` sources, so more than that at once only averages
@@ -186,7 +177,8 @@ class LossConfig:
     region_l1: float = 0.0
     """warp: pixel L1 averaged over the target's eyes and mouth only (the episode's ``region``), on top of ``l1``:
     they are a few per cent of the frame, so the whole-frame L1 hardly asks for what only generating can give
-    there (the dark of an open mouth, teeth)."""
+    there (the dark of an open mouth, teeth). Off: 300 CPU steps at 20 from the shipped model did not change the
+    mouth's look (``benchmarks/mouth_interior.py``, MODEL_CARD "Known limits")."""
     smoothness: float = 0.0
     """warp: total variation of the learned flow correction (grid units), so it stays a correction."""
     gen_outside: float = 0.0
@@ -235,11 +227,8 @@ class TrainConfig:
     open_mouth: float = 0.0
     """warp: probability of an open-mouth episode (sources among the clip's most closed-mouth frames, the target
     among its most open; clips whose mouth hardly opens are skipped): teaches the mouth interior that a
-    closed-mouth photo does not show."""
-    gate_region: bool = False
-    """warp: train as the model is used (``model.gen_region``): generated pixels only inside the target's eyes and
-    mouth (the episode's region); outside, their weight goes to the moved and unmoved source. Then nothing outside
-    pushes the generated pixels' weight down where they are needed (a mouth that opens)."""
+    closed-mouth photo does not show. Off: 500 CPU steps at 0.5 from the shipped model did not change the mouth's
+    look (``benchmarks/mouth_interior.py``, MODEL_CARD "Known limits")."""
     adversarial_from: int = 0
     """warp: train with the reconstruction losses only until this step, then add D (adversarial, feature
     matching, embedding match). The paper's generator uses all losses from the start."""

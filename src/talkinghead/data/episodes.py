@@ -162,7 +162,6 @@ class WarpEpisodeDataset(EpisodeDataset):
 
     def episode(self, video: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         from talkinghead.faces.warp import prior_grids
-        from talkinghead.models.inputs import mouth_gaps
 
         clip = self.clips[video]
         others = [i for i in self.same_person[video] if i != video]
@@ -189,9 +188,8 @@ class WarpEpisodeDataset(EpisodeDataset):
         target_sketch = draw_sketch(lmk[-1] * (m / self.resolution), m)
         region = feature_region(lmk[-1] * (m / self.resolution), m)
         prior = prior_grids(lmk[-1:], lmk[:-1], self.resolution, m)[0]
-        mouth = mouth_gaps(lmk[-1:], lmk[:-1], self.resolution, m)[0]
         f = to_tensor(frames)
         return {"frames": f[:-1], "sketches": to_tensor(sketches), "target": f[-1],
                 "target_sketch": to_tensor(target_sketch), "prior": torch.from_numpy(prior),
-                "region": torch.from_numpy(region)[None], "mouth": torch.from_numpy(mouth),
+                "region": torch.from_numpy(region)[None],
                 "video": torch.tensor(video)}

@@ -22,14 +22,7 @@ from talkinghead.errors import InputError
 from talkinghead.faces.warp import prior_grids
 from talkinghead.inference.source import fused_count, source_groups
 from talkinghead.models.bundle import ModelBundle, bake_spectral_norm, clone_network
-from talkinghead.models.inputs import (
-    embedder_inputs,
-    generation_regions,
-    model_crops,
-    mouth_gaps,
-    sketches_at,
-    to_input,
-)
+from talkinghead.models.inputs import embedder_inputs, generation_regions, model_crops, sketches_at, to_input
 
 __all__ = ["Backend", "OnnxBackend", "RenderLayers", "TorchBackend", "embedder_inputs", "make_backend", "pick_device"]
 
@@ -200,10 +193,9 @@ class TorchBackend(_Rendering):
             prior = self._t(prior_grids(t, lmk[src], res, m))
             sketch = self._t(sketches_at(t, res, m))
             region = self._t(generation_regions(t, res, m, self.config.gen_region)) if self.config.gen_region else None
-            mouth = self._t(mouth_gaps(t, lmk[src], res, m)) if self.config.fill_mouth else None
             feats = [f.expand(len(rows), -1, -1, -1, -1) for f in picked_feats]
             images = picked.expand(len(rows), -1, -1, -1, -1)
-            image, aux = self.generator(images, feats, prior, sketch, p[: len(rows)], region, mouth)
+            image, aux = self.generator(images, feats, prior, sketch, p[: len(rows)], region)
             if layers is None:
                 out[rows] = np_(image)
             else:
@@ -256,11 +248,10 @@ class _WarpGenerate(torch.nn.Module):
 
     def forward(self, images: torch.Tensor, f1: torch.Tensor, f2: torch.Tensor, f3: torch.Tensor,
                 prior: torch.Tensor, sketch: torch.Tensor, psi: torch.Tensor,
-                region: torch.Tensor, mouth: torch.Tensor) -> tuple[torch.Tensor, ...]:
+                region: torch.Tensor) -> tuple[torch.Tensor, ...]:
         n = prior.shape[0]
         feats = [f.expand(n, -1, -1, -1, -1) for f in (f1, f2, f3)]
-        image, aux = self.generator(images.expand(n, -1, -1, -1, -1), feats, prior, sketch, psi.expand(n, -1), region,
-                                    mouth)
+        image, aux = self.generator(images.expand(n, -1, -1, -1, -1), feats, prior, sketch, psi.expand(n, -1), region)
         return image, aux["weights"], aux["generated"], aux["grid"], aux["conf"]
 
 
@@ -321,12 +312,11 @@ class OnnxBackend(_Rendering):
             if not g_path.is_file():
                 axes = {"images": {1: "k"}, "f1": {1: "k"}, "f2": {1: "k"}, "f3": {1: "k"},
                         "prior": {0: "batch", 1: "k"}, "sketch": {0: "batch"}, "region": {0: "batch"},
-                        "mouth": {0: "batch"},
                         "output": {0: "batch"}, "weights": {0: "batch"}, "generated": {0: "batch"},
                         "grid": {0: "batch_k"}, "conf": {0: "batch_k"}}
                 _export(_WarpGenerate(gen), (img[None], *feats, torch.zeros(2, 1, 2, m, m), torch.zeros(2, 3, m, m),
-                                             torch.zeros(1, gen.psi_dim), torch.ones(2, 1, m, m), torch.zeros(2, 1, m, m)),
-                        ["images", "f1", "f2", "f3", "prior", "sketch", "psi", "region", "mouth"], g_path,
+                                             torch.zeros(1, gen.psi_dim), torch.ones(2, 1, m, m)),
+                        ["images", "f1", "f2", "f3", "prior", "sketch", "psi", "region"], g_path,
                         ["output", "weights", "generated", "grid", "conf"], axes=axes)
             self._c = session(c_path)
         else:
@@ -381,10 +371,7 @@ class OnnxBackend(_Rendering):
             feeds = {k: (np.ascontiguousarray(v[:, src]) if k != "psi" else v) for k, v in self._sources.items()}
             g = self.config.gen_region  # the graph always gates: all ones is no gate
             region = generation_regions(t, res, m, g) if g else np.ones((len(rows), 1, m, m), np.float32)
-            # the graph always fills: all zeros fills nothing
-            mouth = mouth_gaps(t, lmk[src], res, m) if self.config.fill_mouth else np.zeros_like(region)
-            feeds |= {"prior": prior_grids(t, lmk[src], res, m), "sketch": sketches_at(t, res, m), "region": region,
-                      "mouth": mouth}
+            feeds |= {"prior": prior_grids(t, lmk[src], res, m), "sketch": sketches_at(t, res, m), "region": region}
             got = self._g.run(wanted, feeds)
             if layers is None:
                 out[rows] = got[0]

@@ -29,35 +29,6 @@ def generation_regions(landmarks: np.ndarray, frame_size: int, size: int, grow: 
                      for p in landmarks]).astype(np.float32)
 
 
-MOUTH_GAP_START = 0.03
-MOUTH_GAP_FULL = 0.10
-"""``model.fill_mouth``: a target mouth open wider than in every source by this many inter-ocular distances starts
-to be filled with generated pixels (0.03), and is filled completely (0.10)."""
-
-
-def mouth_gaps(targets: np.ndarray, sources: np.ndarray, frame_size: int, size: int) -> np.ndarray:
-    """Where no source shows what the target's mouth shows (``model.fill_mouth``): each target's inner-lip polygon,
-    weighted by how much wider it opens than the widest-open source (0 below :data:`MOUTH_GAP_START`, 1 from
-    :data:`MOUTH_GAP_FULL` inter-ocular distances), feathered. ``targets (N, 68, 2)`` and ``sources (K, 68, 2)`` in
-    ``frame_size``² pixels → ``(N, 1, size, size) float32`` in [0, 1]; landmarks that are not finite give zeros."""
-    from talkinghead.faces.measures import mouth_opening
-
-    scale = size / frame_size
-    src_open = float(np.nanmax(mouth_opening(sources))) if np.isfinite(sources).any() else 0.0
-    out = np.zeros((len(targets), 1, size, size), np.float32)
-    for i, p in enumerate(targets):
-        if not np.isfinite(p).all():
-            continue
-        amount = (float(mouth_opening(p)) - src_open - MOUTH_GAP_START) / (MOUTH_GAP_FULL - MOUTH_GAP_START)
-        if amount <= 0:
-            continue
-        poly = np.round(((p[60:68] + 0.5) * scale - 0.5) * 16).astype(np.int32)
-        mask = np.zeros((size, size), np.float32)
-        cv2.fillPoly(mask, [poly], 1.0, lineType=cv2.LINE_AA, shift=4)
-        out[i, 0] = cv2.GaussianBlur(mask, (0, 0), 0.7) * min(1.0, amount)
-    return out
-
-
 def embedder_inputs(bundle: ModelBundle, crops: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Source crops ``(K, S0, S0, 3) uint8`` + landmarks → the embedder's frames and sketches at its resolution."""
     res = bundle.embedder.cfg.resolution if bundle.embedder is not None else bundle.config.resolution

@@ -158,31 +158,20 @@ class WarpGenerator(nn.Module):
         """P: ê ``(B, embed_dim)`` → ψ ``(B, psi_dim)``."""
 
     # -- the two halves -------------------------------------------------------------------------------
-    def reset_colour_output(self, generated_logit: float = 0.0) -> None:
-        """Zero the decoder's colour output, so that with ``gen_residual`` the generated pixels equal the moved
-        source (how a model trained without ``gen_residual`` starts a run with it), and raise the generated pixels'
-        blend logit by ``generated_logit`` (the output hardly changes: they are the same pixels)."""
-        with torch.no_grad():
-            self.out.weight.view(6, 4, *self.out.weight.shape[1:])[:3].zero_()
-            self.out.bias.view(6, 4)[:3].zero_()
-            self.out.bias.view(6, 4)[5].add_(generated_logit)
-
     def encode(self, images: torch.Tensor, sketches: torch.Tensor) -> list[torch.Tensor]:
         """Sources ``(N, 3, S, S)`` x2 → features ``[(N, w, S/2, S/2), (N, 2w, S/4, S/4), (N, 4w, S/8, S/8)]``."""
         return self.encoder(torch.cat([images, sketches], 1))
 
     def forward(self, images: torch.Tensor, feats: list[torch.Tensor], prior: torch.Tensor,
                 target_sketch: torch.Tensor, psi: torch.Tensor,
-                region: torch.Tensor | None = None,
-                mouth: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                region: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Sources ``images (B, K, 3, S, S)`` and their ``feats`` (from :meth:`encode`, each ``(B, K, C, h, w)``),
         ``prior (B, K, 2, m, m)``, ``target_sketch (B, 3, m, m)``, ``psi (B, psi_dim)`` →
         ``(B, 3, S, S)`` in [-1, 1] and auxiliary maps (``flow_delta``, ``blend``: as predicted, before the fixed
         rules; ``weights (B, 3, S, S)``: the warped, unwarped and generated paths' weights after them; ``grid (BK, m,
         m, 2)``: where each output pixel samples each source; ``conf (BK, 1, m, m)``: the sources' shares, None with
         one source; ``generated``, ``warped``). ``region (B, 1, m, m)`` in [0, 1], at inference (:func:`~talkinghead.models.inputs.generation_regions`):
-        where generated pixels may be used (``model.gen_region``); None: anywhere. ``mouth (B, 1, m, m)`` in [0, 1]
-        (:func:`~talkinghead.models.inputs.mouth_gaps`, ``model.fill_mouth``): where they must be; None: nowhere."""
+        where generated pixels may be used (``model.gen_region``); None: anywhere."""
         b, k = images.shape[:2]
         s, m = self.cfg.resolution, self.cfg.motion_resolution  # constants, so the graph exports to ONNX
         flat = images.flatten(0, 1)
@@ -231,6 +220,7 @@ class WarpGenerator(nn.Module):
         h = up2(h)
         h = act(self.dec1a(torch.cat([h, fused[0]], 1)))
         out = shuffle2(self.out(h))  # (B, 6, S, S)
+        generated = torch.tanh(out[:, :3])
         logits = out[:, 3:6]
         if self.cfg.smooth_blend:  # pixel shuffle leaves a 2-pixel stripe pattern in the logits: alternating rows
             logits = F.conv2d(F.pad(logits, (1, 1, 1, 1), mode="replicate"), self.smooth_kernel, groups=3)
@@ -240,10 +230,6 @@ class WarpGenerator(nn.Module):
         conf_full = _resize_opt(conf, s)
         warped_px = fuse(warped, conf_full)
         static_px = fuse(flat, conf_full)
-        if self.cfg.gen_residual:  # the moved source and a learned change
-            generated = (warped_px + out[:, :3]).clamp(-1.0, 1.0)
-        else:
-            generated = torch.tanh(out[:, :3])
         w_warp, w_static, w_gen = blend[:, 0:1], blend[:, 1:2], blend[:, 2:3]
         if self.cfg.static_motion_px > 0:  # where the content moved, the unwarped source's weight goes to the warp
             moved = (disp * disp).sum(1, keepdim=True).sqrt() * (s / 2)  # (BK, 1, m, m) pixels (.norm: 40x slower)
@@ -254,9 +240,6 @@ class WarpGenerator(nn.Module):
             cut = w_gen * (1.0 - _resize(region, s))
             share = (w_warp + 1e-3) / (w_warp + w_static + 1e-3)
             w_warp, w_static, w_gen = w_warp + cut * share, w_static + cut * (1.0 - share), w_gen - cut
-        if mouth is not None:  # a mouth open wider than any source's: what is behind the lips is generated
-            fill = _resize(mouth, s)
-            w_warp, w_static, w_gen = w_warp * (1.0 - fill), w_static * (1.0 - fill), w_gen + (1.0 - w_gen) * fill
         image = w_warp * warped_px + w_static * static_px + w_gen * generated
         # what composing the same image at another resolution needs (inference/compose.compose_layers): the final
         # weights of the three paths, the sampling grid and the sources' confidences (None: one source)

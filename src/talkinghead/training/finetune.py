@@ -27,7 +27,7 @@ from talkinghead.losses.blend import generated_outside
 from talkinghead.losses.matching import feature_matching
 from talkinghead.losses.perceptual import ContentLoss
 from talkinghead.models.bundle import ModelBundle, clone_network
-from talkinghead.models.inputs import embedder_inputs, model_crops, mouth_gaps, sketches_at, to_input
+from talkinghead.models.inputs import embedder_inputs, model_crops, sketches_at, to_input
 
 _CONTENT: dict[str, ContentLoss] = {}
 FINETUNE_PARTS = ("all", "decoder", "adain")
@@ -192,7 +192,7 @@ def warp_episodes(crops: np.ndarray, landmarks: np.ndarray, n: int, rng: np.rand
     t, s = len(crops), crops.shape[1]
     k = min(2, t - 1) if t > 1 else 1
     out: dict[str, list[np.ndarray]] = {"frames": [], "sketches": [], "target": [], "target_sketch": [], "prior": [],
-                                        "region": [], "mouth": []}
+                                        "region": []}
     for _ in range(n):
         j = int(rng.integers(t))
         if t == 1 and rng.random() < 1 / 4:  # the shot itself: what did not move stays exactly as it was
@@ -210,7 +210,6 @@ def warp_episodes(crops: np.ndarray, landmarks: np.ndarray, n: int, rng: np.rand
         out["target_sketch"].append(sketches_at(landmarks[j : j + 1], s, motion_res)[0])
         out["prior"].append(prior_grids(landmarks[j : j + 1], src_l, s, motion_res)[0])
         out["region"].append(feature_region(landmarks[j] * (motion_res / s), motion_res)[None])
-        out["mouth"].append(mouth_gaps(landmarks[j : j + 1], src_l, s, motion_res)[0])
     return {k_: torch.from_numpy(np.stack(v)) for k_, v in out.items()}
 
 
@@ -251,8 +250,7 @@ def _finetune_warp(bundle: ModelBundle, crops: np.ndarray, landmarks: np.ndarray
         b = {k: v.to(device) for k, v in warp_episodes(crops, landmarks, batch_size, rng, cfg.motion_resolution).items()}
         n, k = b["frames"].shape[:2]
         feats = [x.reshape(n, k, *x.shape[1:]) for x in gen.encode(b["frames"].flatten(0, 1), b["sketches"].flatten(0, 1))]
-        fake, aux = gen(b["frames"], feats, b["prior"], b["target_sketch"], psi.expand(n, -1), None,
-                        b["mouth"] if cfg.fill_mouth else None)
+        fake, aux = gen(b["frames"], feats, b["prior"], b["target_sketch"], psi.expand(n, -1))
         c, _ = content(area(fake, lres), area(b["target"], lres))
         l1 = F.l1_loss(fake, b["target"])
         loss = c + loss_cfg.l1 * l1

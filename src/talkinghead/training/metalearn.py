@@ -67,9 +67,7 @@ class EmbedGenerate(nn.Module):
         self.generator = generator
 
     def forward(self, frames: torch.Tensor, sketches: torch.Tensor, target_sketch: torch.Tensor,
-                prior: torch.Tensor | None = None,
-                region: torch.Tensor | None = None,
-                mouth: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+                prior: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         if prior is None:  # the paper's generator: sketch + ê
             e = self.embedder(frames, sketches)
             return self.generator.generate(target_sketch, e), e, {}
@@ -80,7 +78,7 @@ class EmbedGenerate(nn.Module):
                           area(sketches.flatten(0, 1), res).view(b, k, 3, res, res))
         gen = self.generator
         feats = [f.reshape(b, k, *f.shape[1:]) for f in gen.encode(frames.flatten(0, 1), sketches.flatten(0, 1))]
-        fake, aux = gen(frames, feats, prior, target_sketch, gen.project(e), region, mouth)
+        fake, aux = gen(frames, feats, prior, target_sketch, gen.project(e))
         return fake, e, {"flow_delta": aux["flow_delta"], "blend": aux["blend"]}
 
 
@@ -198,9 +196,7 @@ class MetaLearner:
         # generator step (the discriminator's weights are fixed here: frozen, and called outside DDP)
         self.discriminator.requires_grad_(False)
         with self._autocast():
-            fake, e_hat, aux = self._eg_fn(b["frames"], b["sketches"], b["target_sketch"], b.get("prior"),
-                                           b.get("region") if cfg.gate_region else None,
-                                           b.get("mouth") if cfg.model.fill_mouth else None)
+            fake, e_hat, aux = self._eg_fn(b["frames"], b["sketches"], b["target_sketch"], b.get("prior"))
         fake32 = fake.float()
         lres = lc.resolution or fake.shape[-1]
         content, parts = self.content(area(fake32, lres), area(real, lres), face=step % max(1, lc.face_every) == 0)
@@ -324,11 +320,7 @@ def _init_from_model(learner: MetaLearner, cfg: TrainConfig, log: Callable[[str]
     from talkinghead.models.bundle import load_model
 
     bundle = load_model(cfg.init)
-    # a model trained without gen_residual may start a run with it (its colour output is reset, below), and a run
-    # may switch fill_mouth on
-    to_residual = cfg.model.gen_residual and not bundle.config.gen_residual
-    switches = {"gen_residual": cfg.model.gen_residual, "fill_mouth": cfg.model.fill_mouth}
-    if to_dict(bundle.config) | switches != to_dict(cfg.model):
+    if to_dict(bundle.config) != to_dict(cfg.model):
         diff = sorted(k for k, v in to_dict(cfg.model).items() if to_dict(bundle.config).get(k) != v)
         raise InputError(f"--init {cfg.init}: its model settings differ from this run's ({', '.join(diff)}); "
                          "use the same preset")
@@ -340,9 +332,6 @@ def _init_from_model(learner: MetaLearner, cfg: TrainConfig, log: Callable[[str]
         if src is not None:
             getattr(learner, name).load_state_dict(src.state_dict())
             loaded.append(name)
-    if to_residual:
-        learner.generator.reset_colour_output()
-        loaded.append("generator's colour output reset for gen_residual")
     log(f"initialised the {', '.join(loaded)} from {cfg.init}")
 
 
