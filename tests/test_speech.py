@@ -403,6 +403,16 @@ def test_tts_speaks_and_checks_its_input() -> None:
             tts.synthesize(*args)
 
 
+def test_tts_language_without_dictionary_is_one_clear_error(capfd: pytest.CaptureFixture[str]) -> None:
+    from talkinghead.speech import tts
+
+    try:  # listed by eSpeak NG, but the wheel has no Faroese dictionary (a system eSpeak NG may have one)
+        tts.synthesize("hi", language="fo")
+    except InputError as e:
+        assert "no dictionary" in str(e)
+        assert capfd.readouterr().err == ""  # eSpeak NG's own complaint does not come first
+
+
 def test_tts_says_which_phoneme_is_heard_when() -> None:
     from talkinghead.speech import tts
     from talkinghead.speech.phonemes import Phoneme, closes_lips

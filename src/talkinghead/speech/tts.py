@@ -18,6 +18,7 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -33,6 +34,25 @@ _POS_CHARACTER = 1
 _RATE = 1
 _LOCK = threading.Lock()
 MAX_TEXT_CHARS = 2000
+
+
+def _c_stderr(call: Callable[[], int]) -> tuple[int, str]:
+    """Run ``call`` with the process's file descriptor 2 captured (eSpeak NG prints its own complaints there, which
+    would come before our one-line error): its result, and what it printed."""
+    import sys
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            result = call()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        tmp.seek(0)
+        return result, tmp.read().decode("utf-8", "replace")
 
 
 class _Voice(ctypes.Structure):
@@ -150,11 +170,17 @@ class _Engine:
             words_per_minute: int) -> tuple[np.ndarray, list[Phoneme]]:
         variant = f"+{voice}" if voice else ""
         name = language + variant
-        if self.lib.espeak_SetVoiceByName(name.encode()) != 0:
+        status, said = _c_stderr(lambda: self.lib.espeak_SetVoiceByName(name.encode()))
+        if status != 0:
             # a language code that is not itself a voice file (zh, en-gb, fr-fr, pt-pt...): the file that speaks it
             file = self._voice_files().get(language, ("", ""))[1]
-            if not file or self.lib.espeak_SetVoiceByName((file + variant).encode()) != 0:
+            status, more = _c_stderr(lambda: self.lib.espeak_SetVoiceByName((file + variant).encode()) if file else 1)
+            said += more
+            if status != 0:
                 raise InputError(f"eSpeak NG cannot use the voice {name!r}")
+        if "dictionary" in said:  # listed, but this installation lacks its dictionary (fo, kaa, xex in the wheel)
+            raise InputError(f"eSpeak NG has no dictionary for the language {language!r} here; choose another "
+                             "(talkinghead speak --list-voices)")
         self.lib.espeak_SetParameter(_RATE, int(words_per_minute), 0)
         self.chunks, self.marks = [], []
         data = text.encode("utf-8") + b"\0"
