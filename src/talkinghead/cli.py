@@ -443,8 +443,7 @@ def _cmd_speak(args: argparse.Namespace) -> int:
                        language=args.language, voice=args.voice, words_per_minute=args.rate, fps=args.fps,
                        max_seconds=args.max_seconds, head_motion=args.head_motion, seed=args.seed,
                        articulation=args.articulation, lip_closures=not args.no_lip_closures, device=args.device,
-                       backend=args.backend,
-                       paste_back=args.paste_back, max_side=args.max_side,
+                       backend=args.backend, paste_back=args.paste_back, max_side=args.max_side,
                        output_size=args.size, full_resolution=not args.no_full_resolution,
                        watermark=not args.no_watermark, progress=not args.no_progress,
                        model_file=_model_file(args.model), face_index=args.face_index, **credentials)

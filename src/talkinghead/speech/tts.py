@@ -166,15 +166,19 @@ class _Engine:
         spec = _Voice(languages=ctypes.cast(name, ctypes.c_void_p))
         return sorted({(v.identifier or b"").decode().split("/")[-1] for v in self._list(spec)} - {""})
 
+    def _set_voice(self, name: str) -> tuple[int, str]:
+        """``espeak_SetVoiceByName``: its status (0 = done) and what eSpeak NG printed meanwhile."""
+        return _c_stderr(lambda: self.lib.espeak_SetVoiceByName(name.encode()))
+
     def say(self, text: str, language: str, voice: str | None,
             words_per_minute: int) -> tuple[np.ndarray, list[Phoneme]]:
         variant = f"+{voice}" if voice else ""
         name = language + variant
-        status, said = _c_stderr(lambda: self.lib.espeak_SetVoiceByName(name.encode()))
+        status, said = self._set_voice(name)
         if status != 0:
             # a language code that is not itself a voice file (zh, en-gb, fr-fr, pt-pt...): the file that speaks it
             file = self._voice_files().get(language, ("", ""))[1]
-            status, more = _c_stderr(lambda: self.lib.espeak_SetVoiceByName((file + variant).encode()) if file else 1)
+            status, more = self._set_voice(file + variant) if file else (1, "")
             said += more
             if status != 0:
                 raise InputError(f"eSpeak NG cannot use the voice {name!r}")
