@@ -16,8 +16,13 @@ inter-ocular distances more than the source's. Over the target's inner-lip polyg
 For scale: the ``warp`` baseline (a piecewise-affine warp of the same source) and each ``--model`` (default: the
 shipped one). Pooled over frames, then per identity.
 
+``--painted`` adds, for each model, its output with the opening painted over by hand-made rules (an experiment, not
+in the product): a dark cavity (the source's lip colour x 0.32, shaded) inside the target's inner lips, faded in as
+the target opens beyond the source (full at +0.06 inter-ocular distances), and the same with an upper-teeth band
+(a warm light strip under the upper inner lip, from the source's cheek brightness).
+
     .venv/bin/python benchmarks/mouth_interior.py --data /tmp/ds/corpus256 [--split val] [--frames 64]
-        [--model FILE ...] [--save DIR]
+        [--model FILE ...] [--save DIR] [--painted]
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from talkinghead.data.dataset import PreparedDataset
 from talkinghead.evaluation.baselines import piecewise_affine
 from talkinghead.evaluation.protocol import generate, load_identities
 from talkinghead.faces.crop import CropBox
-from talkinghead.faces.measures import mouth_opening
+from talkinghead.faces.measures import interocular, mouth_opening
 from talkinghead.inference.animate import CROP_SIZE, Animator
 from talkinghead.inference.source import SourceFace
 from talkinghead.io import write_image
@@ -66,6 +71,47 @@ def score(out: np.ndarray, real: np.ndarray, target: np.ndarray) -> dict[str, fl
     }
 
 
+def source_mouth(crop: np.ndarray, lmk: np.ndarray) -> tuple[float, np.ndarray, float]:
+    """A source's mouth opening, mean lip colour (RGB) and median cheek brightness (0-255)."""
+    lips = np.zeros(crop.shape[:2], np.uint8)
+    cv2.fillPoly(lips, [np.round(lmk[OUTER]).astype(np.int32)], 1)
+    cv2.fillPoly(lips, [np.round(lmk[INNER]).astype(np.int32)], 0)
+    colour = crop[lips > 0].reshape(-1, 3).mean(0) if lips.any() else np.array([150.0, 80.0, 80.0])
+    cheeks = np.zeros(crop.shape[:2], np.uint8)
+    cv2.fillConvexPoly(cheeks, cv2.convexHull(np.round(lmk[[1, 2, 3, 31, 35, 13, 14, 15, 29]]).astype(np.int32)), 1)
+    skin = float(np.median(_luma(crop)[cheeks > 0])) if cheeks.any() else 150.0
+    return float(mouth_opening(lmk)), colour.astype(np.float32), skin
+
+
+def painted(img: np.ndarray, tgt: np.ndarray, source: tuple[float, np.ndarray, float], teeth: bool) -> np.ndarray:
+    """``img`` with the opening beyond the source's painted as a dark cavity (and an upper-teeth band)."""
+    src_open, lip, skin = source
+    a = float(np.clip((float(mouth_opening(tgt)) - src_open - 0.01) / 0.05, 0.0, 1.0))
+    if a <= 0:
+        return img
+    s, iod, sup = img.shape[0], float(interocular(tgt)), 4
+    mask = np.zeros((s * sup, s * sup), np.uint8)
+    cv2.fillPoly(mask, [np.round(tgt[INNER] * sup).astype(np.int32)], 255, lineType=cv2.LINE_AA)
+    m = cv2.resize(mask, (s, s), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+    m = cv2.GaussianBlur(m, (0, 0), max(0.5, 0.012 * iod))
+    ys, xs = np.mgrid[0:s, 0:s].astype(np.float32)
+    upper, lower = tgt[[60, 61, 62, 63, 64]], tgt[[60, 67, 66, 65, 64]]
+    y_up = np.interp(xs, upper[:, 0], upper[:, 1]) if np.all(np.diff(upper[:, 0]) > 0) else upper[:, 1].mean()
+    y_lo = np.interp(xs, lower[:, 0], lower[:, 1]) if np.all(np.diff(lower[:, 0]) > 0) else lower[:, 1].mean()
+    h = np.maximum(y_lo - y_up, 1e-3)
+    v = np.clip((ys - y_up) / h, 0.0, 1.0)  # 0 at the upper inner lip, 1 at the lower
+    fill = (lip * 0.32)[None, None] * (0.7 + 0.6 * np.abs(v - 0.45)[..., None])
+    if teeth:
+        cx, hw = tgt[[60, 64], 0].mean(), max(abs(tgt[64, 0] - tgt[60, 0]) / 2, 1.0)
+        th = np.minimum(0.3 * h, 0.07 * iod)
+        band = 0.85 * np.clip((th - (ys - y_up)) / np.maximum(0.5 * th, 0.5), 0, 1) * \
+            np.clip((0.92 - np.abs(xs - cx) / hw) / 0.35, 0, 1)
+        colour = np.array([1.0, 0.95, 0.86], np.float32) * np.clip(1.2 * skin, 140, 235)
+        fill = fill * (1 - band[..., None]) + colour[None, None] * band[..., None]
+    w = (a * m)[..., None]
+    return np.clip(img * (1 - w) + fill * w, 0, 255).astype(np.uint8)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True)
@@ -74,6 +120,7 @@ def main() -> None:
     ap.add_argument("--min-gap", type=float, default=0.08)
     ap.add_argument("--model", nargs="*", default=[None], help="model files (default: the shipped one)")
     ap.add_argument("--save", type=Path, help="write mouth crops (real | warp | models) of a few frames here")
+    ap.add_argument("--painted", action="store_true", help="add each model's output with the opening painted over")
     args = ap.parse_args()
 
     identities = load_identities(PreparedDataset(args.data, split=args.split), 1, args.frames)
@@ -95,6 +142,11 @@ def main() -> None:
         for name, anim in animators.items():
             anim.set_faces(src, 0, progress=False)
             outs[name] = generate(anim, targets)
+            if args.painted:
+                mouth = source_mouth(src[0].crop, src[0].landmarks)
+                for teeth in (False, True):
+                    outs[name + ("+teeth" if teeth else "+cavity")] = np.stack(
+                        [painted(o, t, mouth, teeth) for o, t in zip(outs[name], targets, strict=True)])
         for name, imgs in outs.items():
             for img, r, t in zip(imgs, real, targets, strict=True):
                 s = score(img, r, t)
