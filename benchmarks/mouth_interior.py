@@ -16,6 +16,11 @@ inter-ocular distances more than the source's. Over the target's inner-lip polyg
 For scale: the ``warp`` baseline (a piecewise-affine warp of the same source) and each ``--model`` (default: the
 shipped one). Pooled over frames, then per identity.
 
+``+driver``: the model's output with the driving face's mouth interior moved in, as ``animate`` does
+(:mod:`talkinghead.inference.mouth`). The real driving frame is the ground truth here, so its own mouth would be the
+answer; the driver is instead a frame of *another* validation identity, the one whose mouth opening is closest to
+the target's (what a cross-reenactment gives: someone else's teeth and mouth, lit like the photo).
+
 ``--painted`` adds, for each model, its output with the opening painted over by hand-made rules (an experiment, not
 in the product): a dark cavity (the source's lip colour x 0.32, shaded) inside the target's inner lips, faded in as
 the target opens beyond the source (full at +0.06 inter-ocular distances), and the same with an upper-teeth band
@@ -41,6 +46,7 @@ from talkinghead.evaluation.protocol import generate, load_identities
 from talkinghead.faces.crop import CropBox
 from talkinghead.faces.measures import interocular, mouth_opening
 from talkinghead.inference.animate import CROP_SIZE, Animator
+from talkinghead.inference.mouth import DriverMouth, SourceMouth, insert_mouth
 from talkinghead.inference.source import SourceFace
 from talkinghead.io import write_image
 from talkinghead.models.bundle import load_model
@@ -128,20 +134,32 @@ def main() -> None:
     rows: dict[str, list[dict[str, float]]] = defaultdict(list)
     per_id: dict[tuple[str, str], list[dict[str, float]]] = defaultdict(list)
     box = CropBox(0.0, 0.0, float(CROP_SIZE))
+    material = []
     for ident in identities:
         i = int(np.argmin(mouth_opening(ident.pool_landmarks)))
         src = [SourceFace(ident.source_pool[i], box, ident.source_pool[i], ident.pool_landmarks[i],
                           f"{ident.source_clip}#{ident.pool_ids[i]}")]
         targets, real = ident.self_targets(src[0])
+        material.append((ident, src, targets, real))
+    for ident, src, targets, real in material:
         keep = np.where(mouth_opening(targets) >= mouth_opening(src[0].landmarks) + args.min_gap)[0]
         if len(keep) == 0:
             print(f"{ident.name}: no driving frame opens the mouth by {args.min_gap} more than the source")
             continue
         targets, real = targets[keep], real[keep]
+        # cross-reenactment's driver: another identity's frame with the opening closest to the target's
+        others = [(r, t) for other, _, ts, rs in material if other.name != ident.name
+                  for r, t in zip(rs, ts, strict=True)]
+        other_open = mouth_opening(np.stack([t for _, t in others]))
+        drivers = [others[int(np.argmin(np.abs(other_open - o)))] for o in mouth_opening(targets)]
         outs = {"warp": np.stack([piecewise_affine(src[0].crop, src[0].landmarks, t) for t in targets])}
         for name, anim in animators.items():
             anim.set_faces(src, 0, progress=False)
             outs[name] = generate(anim, targets)
+            photo_mouth = SourceMouth.of([src[0].crop], [src[0].landmarks])
+            outs[name + "+driver"] = np.stack(
+                [insert_mouth(o, t, DriverMouth.of(*d), photo_mouth)
+                 for o, t, d in zip(outs[name], targets, drivers, strict=True)])
             if args.painted:
                 mouth = source_mouth(src[0].crop, src[0].landmarks)
                 for teeth in (False, True):

@@ -71,6 +71,12 @@ def _add_source_face_option(p: argparse.ArgumentParser) -> None:
                    help="in a source photo with several faces, which one: 0 = the largest (default), 1 = next, ...")
 
 
+def _add_driver_mouth_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-driver-mouth", action="store_true",
+                   help="do not show the driving face's mouth interior (teeth, the dark of the mouth) where the "
+                        "mouth opens wider than in the photo (default: shown, lit like the photo)")
+
+
 def _add_paste_back_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--paste-back", action="store_true", help="blend the face back into the full source photo")
     p.add_argument("--max-side", type=int, default=1920, metavar="PX",
@@ -187,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "source in pose and expression (default), first = the first frame with a face")
     _add_paste_back_options(p)
     p.add_argument("--side-by-side", action="store_true", help="driving face | result")
+    _add_driver_mouth_option(p)
     p.add_argument("--frames", metavar="DIR", help="also write every frame as PNG into DIR")
     p.add_argument("--size", type=_positive, default=256, help="output face size in pixels (default 256)")
     _add_output_options(p)
@@ -266,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="use the driver's landmarks as they are (default: relative motion)")
     _add_paste_back_options(p)
     p.add_argument("--side-by-side", action="store_true", help="driving face | result")
+    _add_driver_mouth_option(p)
     p.add_argument("--size", type=_positive, default=256, help="output face size in pixels (default 256)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--backend", default="torch", choices=["torch", "onnx"])
@@ -363,7 +371,7 @@ def _cmd_animate(args: argparse.Namespace) -> int:
                          shots=args.shots, relative=args.relative, reference=args.reference,
                          paste_back=args.paste_back, max_side=args.max_side, side_by_side=args.side_by_side,
                          frames_dir=args.frames, output_size=args.size, full_resolution=not args.no_full_resolution,
-                         device=args.device, backend=args.backend, watermark=not args.no_watermark,
+                         driver_mouth=not args.no_driver_mouth, device=args.device, backend=args.backend, watermark=not args.no_watermark,
                          progress=not args.no_progress, model_file=_model_file(args.model), face_index=args.face_index,
                          **credentials)
     lost = f", {result.frames_without_face} without a driving face (held)" if result.frames_without_face else ""
@@ -408,7 +416,8 @@ def _cmd_live(args: argparse.Namespace) -> int:
         recorder = live.Recorder(args.out, fps, marker) if args.out else None
         options = AnimateOptions(relative=args.relative, paste_back=args.paste_back, max_side=args.max_side,
                                  side_by_side=args.side_by_side, output_size=args.size,
-                                 full_resolution=not args.no_full_resolution, progress=False)
+                                 full_resolution=not args.no_full_resolution,
+                                 driver_mouth=not args.no_driver_mouth, progress=False)
         print(f"talkinghead: live from {args.driving or f'camera {camera.index}'} at {fps:.1f} fps "
               "(Ctrl-C to stop)", file=sys.stderr, flush=True)
         result = live.run_session(anim.stream(frames, options, fps=fps, mark=marker), recorder, window, args.seconds)

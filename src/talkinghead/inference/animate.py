@@ -33,6 +33,7 @@ from talkinghead.inference.compose import (
     side_by_side,
     upscale,
 )
+from talkinghead.inference.mouth import DriverMouth, SourceMouth, insert_mouth
 from talkinghead.inference.retarget import Retargeter, reference_index
 from talkinghead.inference.source import SourceFace, load_sources
 from talkinghead.io.images import write_image
@@ -99,6 +100,10 @@ class AnimateOptions:
     """The model file, for its hash in the manifest (the weights' hash is recorded in any case)."""
     audio: str | Path | None = None
     """The output's sound track (any file with audio); by default the driving video's own sound, if any."""
+    driver_mouth: bool = True
+    """Where the target's mouth opens wider than the source photos', show the driving face's own mouth interior
+    (teeth, the dark of the mouth) there, lit like the photo (:mod:`~talkinghead.inference.mouth`); a driving landmark
+    track (no frames) leaves the mouth as the model renders it."""
 
     def __post_init__(self) -> None:
         if self.reference not in REFERENCES:
@@ -298,14 +303,14 @@ class Animator:
                              finalize=mark.finalize)
         t0 = time.perf_counter()
         n = 0
-        pending: list[tuple[np.ndarray, np.ndarray | None]] = []  # (target landmarks, driving frame)
+        pending: list[tuple[np.ndarray, np.ndarray | None, DriverMouth | None]] = []  # (target, frame, mouth)
         bar = tqdm(total=drv.total, desc="animate", unit="frame", disable=not opt.progress)
 
         def flush() -> None:
             nonlocal n
             if not pending:
                 return
-            for img in step.output([p[0] for p in pending], [p[1] for p in pending]):
+            for img in step.output([p[0] for p in pending], [p[1] for p in pending], [p[2] for p in pending]):
                 img = mark(img)
                 writer.write(img)
                 if frames_dir is not None:
@@ -315,8 +320,8 @@ class Animator:
             pending.clear()
 
         try:
-            for lmk, frame in step.look_ahead(drv.items, drv.fps):
-                pending.append((step.target(lmk, frame), frame))
+            for lmk, frame, mouth in step.look_ahead(drv.items, drv.fps):
+                pending.append((step.target(lmk, frame), frame, mouth))
                 if len(pending) >= opt.batch_size:
                     flush()
             flush()
@@ -371,6 +376,10 @@ class FrameStep:
         if canvas is not None and box is not None:
             fixed = anim._paste_mask(None, self.src.landmarks) if anim.fixed_paste_mask else None
             self.paster = Paster(canvas, box, fixed)
+        self.source_mouth = SourceMouth.of([f.crop for f in anim.sources], [f.landmarks for f in anim.sources]) \
+            if opt.driver_mouth else None
+        """What the sources' mouths show (None: the driver's mouth interior is not used)."""
+        self.last_mouth: DriverMouth | None = None
         self.full: list[np.ndarray] | None = None
         """With ``full_resolution``: the sources cut at the output face's size, where that is larger than the
         model's (the first from the paste-back canvas itself, pixel for pixel)."""
@@ -380,17 +389,28 @@ class FrameStep:
                 crop_image(self.src.image, self.src.box, side)
             self.full = [first] + [crop_image(f.image, f.box, side) for f in anim.sources[1:]]
 
-    def look_ahead(self, items: Iterator[tuple[np.ndarray | None, np.ndarray | None]],
-                   fps: float) -> Iterator[tuple[np.ndarray | None, np.ndarray | None]]:
-        """A driving stream's ``(landmarks, frame)`` items as they are, after choosing the reference among its first
-        :data:`REFERENCE_SECONDS` (relative motion with ``reference="auto"``; otherwise nothing is read ahead)."""
+    def look_ahead(self, items: Iterator[tuple[np.ndarray | None, np.ndarray | None]], fps: float
+                   ) -> Iterator[tuple[np.ndarray | None, np.ndarray | None, DriverMouth | None]]:
+        """A driving stream's ``(landmarks, frame)`` items with each one's :meth:`mouth`, after choosing the
+        reference among its first :data:`REFERENCE_SECONDS` (relative motion with ``reference="auto"``; otherwise
+        nothing is read ahead)."""
+        with_mouths = ((lmk, frame, self.mouth(lmk, frame)) for lmk, frame in items)
         if not (self.opt.relative and self.opt.reference == "auto"):
-            return items
+            return with_mouths
         # only the side-by-side view needs the driving frames (a 4K clip's 2 s of frames are gigabytes)
-        ahead = [(lmk, frame if self.opt.side_by_side else None)
-                 for lmk, frame in islice(items, max(1, round(REFERENCE_SECONDS * fps)))]
-        self.choose_reference([lmk for lmk, _ in ahead])
-        return chain(ahead, items)
+        ahead = [(lmk, frame if self.opt.side_by_side else None, mouth)
+                 for lmk, frame, mouth in islice(with_mouths, max(1, round(REFERENCE_SECONDS * fps)))]
+        self.choose_reference([lmk for lmk, _, _ in ahead])
+        return chain(ahead, with_mouths)
+
+    def mouth(self, lmk: np.ndarray | None, frame: np.ndarray | None) -> DriverMouth | None:
+        """The driving face's mouth for one frame (None: not used, or no frame); a frame without a face keeps the
+        last one, as its landmarks are."""
+        if self.source_mouth is None or frame is None:
+            return None
+        if lmk is not None:
+            self.last_mouth = DriverMouth.of(frame, lmk)
+        return self.last_mouth
 
     def choose_reference(self, landmarks: list[np.ndarray | None]) -> None:
         """Take the driving frame (of these, None: no face) most like the source as relative motion's reference
@@ -410,8 +430,10 @@ class FrameStep:
                 self.driver_box = face_crop_box(lmk, self.anim.face.margin, self.anim.face.shift_up)
         return self.retarget(lmk) if lmk is not None else self.src.landmarks
 
-    def output(self, targets: list[np.ndarray], frames: list[np.ndarray | None]) -> list[np.ndarray]:
-        """Generate the faces for a batch of targets and compose the output frames."""
+    def output(self, targets: list[np.ndarray], frames: list[np.ndarray | None],
+               mouths: list[DriverMouth | None] | None = None) -> list[np.ndarray]:
+        """Generate the faces for a batch of targets and compose the output frames (``mouths``: each driving
+        frame's :meth:`mouth`, None: none)."""
         anim, opt, src = self.anim, self.opt, self.src
         res = anim.resolution
         if self.full is None:
@@ -419,7 +441,10 @@ class FrameStep:
         else:
             faces = compose_layers(anim.render_layers(np.stack(targets)), self.full)
         out = []
-        for face, target, frame in zip(faces, targets, frames, strict=True):
+        for face, target, frame, mouth in zip(faces, targets, frames, mouths or [None] * len(targets), strict=True):
+            if mouth is not None and self.source_mouth is not None:
+                side = face.shape[0]
+                face = insert_mouth(face, (target + 0.5) * (side / CROP_SIZE) - 0.5, mouth, self.source_mouth)
             img = upscale(face, opt.output_size)
             if self.paster is not None:  # the warp generator's mask is the paster's own
                 img = self.paster(face, None if anim.fixed_paste_mask else anim._paste_mask(target, src.landmarks))

@@ -1,0 +1,114 @@
+"""The driver's mouth interior moved into an output whose photo shows less of it (inference/mouth.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from talkinghead.assets import driving_motion
+from talkinghead.faces.measures import mouth_opening
+from talkinghead.inference.mouth import INNER, OUTER, DriverMouth, SourceMouth, insert_mouth
+
+
+def _shapes(size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """The bundled motion's most closed and most open mouths (real landmarks), fitted into a ``size``² face."""
+    lmk, _ = driving_motion()
+    op = mouth_opening(lmk)
+    closed, opened = lmk[int(np.argmin(op))], lmk[int(np.argmax(op))]
+    lo, hi = closed.min(0), closed.max(0)
+    scale = 0.6 * size / float((hi - lo).max())
+
+    def place(p: np.ndarray) -> np.ndarray:
+        return ((p - closed.mean(0)) * scale + size / 2).astype(np.float32)
+
+    return place(closed), place(opened)
+
+
+def _driver(opened: np.ndarray, inside: int, cheeks: int, size: int = 256) -> DriverMouth:
+    """A driving frame: skin of brightness ``cheeks``, lips, and a mouth interior of grey ``inside``."""
+    frame = np.full((size, size, 3), cheeks, np.uint8)
+    cv2.fillPoly(frame, [np.round(opened[OUTER]).astype(np.int32)], (150, 60, 60))
+    cv2.fillPoly(frame, [np.round(opened[INNER]).astype(np.int32)], (inside, inside, inside))
+    return DriverMouth.of(frame, opened)
+
+
+def _inner_core(target: np.ndarray, size: int = 256) -> np.ndarray:
+    centre = target[INNER].mean(0)
+    mask = np.zeros((size, size), np.uint8)
+    cv2.fillPoly(mask, [np.round(centre + (target[INNER] - centre) * 0.5).astype(np.int32)], 1)
+    return mask.astype(bool)
+
+
+def test_an_opening_beyond_the_photo_shows_the_drivers_interior_and_nothing_else_changes() -> None:
+    closed, opened = _shapes()
+    assert mouth_opening(opened) - mouth_opening(closed) > 0.1
+    face = np.full((256, 256, 3), 170, np.uint8)  # the stretched lips: no dark anywhere
+    source = SourceMouth(float(mouth_opening(closed)), brightness=170.0)
+    out = insert_mouth(face, opened, _driver(opened, inside=20, cheeks=170), source)
+    core = _inner_core(opened)
+    assert out[core].mean() < 40  # the dark of the driver's mouth
+    lo = np.floor(opened[INNER].min(0) - 6).astype(int)
+    hi = np.ceil(opened[INNER].max(0) + 6).astype(int)
+    outside = np.ones((256, 256), bool)
+    outside[lo[1] : hi[1], lo[0] : hi[0]] = False
+    assert np.array_equal(out[outside], face[outside])  # only the opening is touched
+
+
+def test_no_wider_than_the_photo_leaves_the_face_as_it_is() -> None:
+    closed, opened = _shapes()
+    face = np.full((256, 256, 3), 170, np.uint8)
+    driver = _driver(opened, inside=20, cheeks=170)
+    same = SourceMouth(float(mouth_opening(opened)), 170.0)  # the photo's mouth is as open as the target's
+    assert np.array_equal(insert_mouth(face, opened, driver, same), face)
+    assert np.array_equal(insert_mouth(face, closed, driver, SourceMouth(float(mouth_opening(closed)), 170.0)), face)
+
+
+def test_the_interior_is_lit_like_the_photo() -> None:
+    """Teeth of grey 200 in a driver's face of brightness 100, shown in a photo of brightness 50: grey 100."""
+    closed, opened = _shapes()
+    face = np.full((256, 256, 3), 60, np.uint8)
+    out = insert_mouth(face, opened, _driver(opened, inside=200, cheeks=100),
+                       SourceMouth(float(mouth_opening(closed)), brightness=50.0))
+    assert abs(float(out[_inner_core(opened)].mean()) - 100.0) < 6
+
+
+def test_frame_step_inserts_the_mouth_at_the_outputs_size(micro_warp_model: Path, astronaut_png: Path) -> None:
+    """The animate path: with the option on, an opened target shows the driver's interior in the written face
+    (the output at another size than the crop, so the landmarks are scaled); with it off, or without a driving
+    frame, the face is the model's."""
+    from talkinghead.inference.animate import AnimateOptions, Animator, FrameStep
+
+    anim = Animator(micro_warp_model, device="cpu")
+    anim.set_source([astronaut_png], progress=False)
+    src = anim.sources[0].landmarks
+    closed, opened = _shapes()
+    # the opened mouth moved onto the photo's face: the photo's landmarks with the open mouth's lips
+    fit = cv2.estimateAffinePartial2D(closed[:48], src[:48])[0]
+    target = src.copy()
+    target[48:] = opened[48:] @ fit[:, :2].T + fit[:, 2]
+    frame = np.full((256, 256, 3), 170, np.uint8)
+    cv2.fillPoly(frame, [np.round(opened[INNER]).astype(np.int32)], (10, 10, 10))
+    on = FrameStep(anim, AnimateOptions(progress=False, output_size=384))
+    mouth = on.mouth(opened, frame)
+    assert mouth is not None and on.mouth(None, frame) is mouth  # a frame without a face keeps the last mouth
+    with_mouth = on.output([target], [None], [mouth])[0]
+    plain = on.output([target], [None], [None])[0]
+    assert with_mouth.shape == (384, 384, 3)
+    core = _inner_core((target + 0.5) * 1.5 - 0.5, 384)
+    assert with_mouth[core].mean() < plain[core].mean() - 40
+    assert np.array_equal(with_mouth[~cv2.dilate(core.astype(np.uint8), np.ones((41, 41))).astype(bool)],
+                          plain[~cv2.dilate(core.astype(np.uint8), np.ones((41, 41))).astype(bool)])
+    off = FrameStep(anim, AnimateOptions(progress=False, output_size=384, driver_mouth=False))
+    assert off.mouth(opened, frame) is None
+
+
+@pytest.mark.parametrize("size", [(40, 30), (300, 500)])
+def test_driver_mouth_near_the_frames_border(size: tuple[int, int]) -> None:
+    """A mouth at or past the frame's edge gives a (clipped) patch, never an error."""
+    _, opened = _shapes()
+    frame = np.full((*size, 3), 120, np.uint8)
+    d = DriverMouth.of(frame, opened)
+    assert d.patch.ndim == 3 and min(d.patch.shape[:2]) >= 1
