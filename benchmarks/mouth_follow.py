@@ -12,7 +12,7 @@ each output frame, and the output's mouth opening (inner-lip distance / inter-oc
 the driver's: Pearson r per pair, then the mean over pairs; also the output's mean opening and the share of
 frames where the driver's mouth is open (over 0.1) but the output's is shut (under 0.03).
 
-    .venv/bin/python benchmarks/mouth_follow.py [--frames 125] [--model FILE]
+    .venv/bin/python benchmarks/mouth_follow.py [--frames 125] [--model FILE] [--variants first auto video mouth]
         [--portraits NAME ...] [--driving VIDEO ...]
     .venv/bin/python benchmarks/mouth_follow.py --targets-only --windows 1 2 5   # the look-ahead, in seconds
 
@@ -41,11 +41,13 @@ from talkinghead.inference.animate import CROP_SIZE, AnimateOptions, Animator
 from talkinghead.inference.retarget import Retargeter, reference_index
 from talkinghead.inference.source import load_sources
 from talkinghead.io import read_video
+from talkinghead.io.video import VideoWriter
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 PORTRAITS = ["echomimic_b", "gpen_00004", "hallo_3", "anthony_hopkins", "audrey_hepburn", "SYN_vasa_l3",
              "codeformer_0342", "deca_image02246"]
 OPEN, SHUT = 0.1, 0.03
+VARIANTS = ("first", "auto", "video", "mouth")
 
 
 def validation_clips() -> list[Path]:
@@ -101,6 +103,10 @@ def main() -> None:
     ap.add_argument("--model", default=None)
     ap.add_argument("--targets-only", action="store_true")
     ap.add_argument("--windows", nargs="+", type=float, default=[1.0, 2.0, 5.0])
+    ap.add_argument("--variants", nargs="+", default=["first", "auto"], choices=VARIANTS,
+                    help="first / auto: the reference frame, driven by the landmark track; video / mouth: auto, "
+                         "driven by the clip's frames themselves, without / with the driver's mouth interior "
+                         "(AnimateOptions.driver_mouth)")
     args = ap.parse_args()
     drivers = args.driving or validation_clips()
     tracks = {d: track(d, args.frames) for d in drivers}
@@ -108,19 +114,32 @@ def main() -> None:
         crossed_lips(args.portraits, tracks, args.windows)
         return
     anim = Animator(args.model, device="cpu")
-    rs: dict[str, list[float]] = {"first": [], "auto": []}
-    means: dict[str, list[float]] = {"first": [], "auto": []}
-    shut: dict[str, list[float]] = {"first": [], "auto": []}
+    rs: dict[str, list[float]] = {v: [] for v in args.variants}
+    means: dict[str, list[float]] = {v: [] for v in args.variants}
+    shut: dict[str, list[float]] = {v: [] for v in args.variants}
     with tempfile.TemporaryDirectory() as tmp:
+        clips: dict[Path, Path] = {}
+        if {"video", "mouth"} & set(args.variants):  # the frames the tracks were made from, as a clip of their own
+            for i, d in enumerate(drivers):
+                images, info = read_video(d, max_frames=args.frames)
+                with VideoWriter(Path(tmp) / f"clip{i}.mp4", fps=info.fps, crf=12) as writer:
+                    for image in images:
+                        writer.write(image)
+                clips[d] = writer.path
         for name in args.portraits:
             photo = sorted((CORPUS / "images" / "portraits" / name).iterdir())[0]
             anim.set_source([photo], progress=False)
             for d, (lmks, fps) in tracks.items():
                 drv = mouth_opening(lmks)
                 line = [f"{name:18s} {d.parent.name:24s}"]
-                for ref in ("first", "auto"):
+                for ref in args.variants:
                     out = Path(tmp) / f"{ref}.mp4"
-                    anim.animate((lmks, fps), out, AnimateOptions(reference=ref, progress=False, credentials=False))
+                    if ref in ("video", "mouth"):
+                        anim.animate(clips[d], out, AnimateOptions(driver_mouth=ref == "mouth", progress=False,
+                                                                   credentials=False))
+                    else:
+                        anim.animate((lmks, fps), out, AnimateOptions(reference=ref, progress=False,
+                                                                      credentials=False))
                     got = openings(out)
                     ok = np.isfinite(drv) & np.isfinite(got)
                     r = float(np.corrcoef(drv[ok], got[ok])[0, 1]) if ok.sum() > 2 and got[ok].std() > 0 else 0.0
@@ -130,7 +149,7 @@ def main() -> None:
                     shut[ref].append(s)
                     line.append(f"{ref}: r {r:6.3f}, mean opening {np.nanmean(got):.3f}, shut while open {s:5.1%}")
                 print(" | ".join(line) + f" | driver mean {np.nanmean(drv):.3f}", flush=True)
-    for ref in ("first", "auto"):
+    for ref in args.variants:
         r = np.array(rs[ref])
         print(f"reference {ref:5s}: mean r {r.mean():.3f} (median {np.median(r):.3f}, lowest {r.min():.3f}) over "
               f"{len(r)} pairs; mean output opening {np.mean(means[ref]):.3f}; shut while the driver's is open "
