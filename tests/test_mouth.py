@@ -10,7 +10,7 @@ import pytest
 
 from talkinghead.assets import driving_motion
 from talkinghead.faces.measures import mouth_opening
-from talkinghead.inference.mouth import INNER, OUTER, DriverMouth, SourceMouth, insert_mouth
+from talkinghead.inference.mouth import INNER, OUTER, DriverMouth, SourceMouth, cheek_colour, insert_mouth
 
 
 def _shapes(size: int = 256) -> tuple[np.ndarray, np.ndarray]:
@@ -27,12 +27,19 @@ def _shapes(size: int = 256) -> tuple[np.ndarray, np.ndarray]:
     return place(closed), place(opened)
 
 
-def _driver(opened: np.ndarray, inside: int, cheeks: int, size: int = 256) -> DriverMouth:
-    """A driving frame: skin of brightness ``cheeks``, lips, and a mouth interior of grey ``inside``."""
+def _driver(opened: np.ndarray, inside: int | tuple[int, int, int], cheeks: int | tuple[int, int, int],
+            size: int = 256) -> DriverMouth:
+    """A driving frame: skin of colour ``cheeks``, lips, and a mouth interior of colour ``inside``."""
     frame = np.full((size, size, 3), cheeks, np.uint8)
     cv2.fillPoly(frame, [np.round(opened[OUTER]).astype(np.int32)], (150, 60, 60))
-    cv2.fillPoly(frame, [np.round(opened[INNER]).astype(np.int32)], (inside, inside, inside))
+    cv2.fillPoly(frame, [np.round(opened[INNER]).astype(np.int32)], inside if isinstance(inside, tuple) else (inside,) * 3)
     return DriverMouth.of(frame, opened)
+
+
+def _photo(closed: np.ndarray, skin: tuple[int, int, int], size: int = 256) -> SourceMouth:
+    """What a photo with the ``closed`` mouth and skin of colour ``skin`` shows."""
+    face = np.full((size, size, 3), skin, np.uint8)
+    return SourceMouth.of([face], [closed])
 
 
 def _inner_core(target: np.ndarray, size: int = 256) -> np.ndarray:
@@ -46,8 +53,7 @@ def test_an_opening_beyond_the_photo_shows_the_drivers_interior_and_nothing_else
     closed, opened = _shapes()
     assert mouth_opening(opened) - mouth_opening(closed) > 0.1
     face = np.full((256, 256, 3), 170, np.uint8)  # the stretched lips: no dark anywhere
-    source = SourceMouth(float(mouth_opening(closed)), brightness=170.0)
-    out = insert_mouth(face, opened, _driver(opened, inside=20, cheeks=170), source)
+    out = insert_mouth(face, opened, _driver(opened, inside=20, cheeks=170), _photo(closed, (170, 170, 170)))
     core = _inner_core(opened)
     assert out[core].mean() < 40  # the dark of the driver's mouth
     lo = np.floor(opened[INNER].min(0) - 6).astype(int)
@@ -61,18 +67,29 @@ def test_no_wider_than_the_photo_leaves_the_face_as_it_is() -> None:
     closed, opened = _shapes()
     face = np.full((256, 256, 3), 170, np.uint8)
     driver = _driver(opened, inside=20, cheeks=170)
-    same = SourceMouth(float(mouth_opening(opened)), 170.0)  # the photo's mouth is as open as the target's
+    skin = cheek_colour(face, opened)
+    same = SourceMouth(float(mouth_opening(opened)), skin)  # the photo's mouth is as open as the target's
     assert np.array_equal(insert_mouth(face, opened, driver, same), face)
-    assert np.array_equal(insert_mouth(face, closed, driver, SourceMouth(float(mouth_opening(closed)), 170.0)), face)
+    assert np.array_equal(insert_mouth(face, closed, driver, SourceMouth(float(mouth_opening(closed)), skin)), face)
 
 
 def test_the_interior_is_lit_like_the_photo() -> None:
-    """Teeth of grey 200 in a driver's face of brightness 100, shown in a photo of brightness 50: grey 100."""
+    """Teeth of grey 200 in a driver's face of grey 100, shown in a photo of grey 50: about grey 100."""
     closed, opened = _shapes()
     face = np.full((256, 256, 3), 60, np.uint8)
-    out = insert_mouth(face, opened, _driver(opened, inside=200, cheeks=100),
-                       SourceMouth(float(mouth_opening(closed)), brightness=50.0))
-    assert abs(float(out[_inner_core(opened)].mean()) - 100.0) < 6
+    out = insert_mouth(face, opened, _driver(opened, inside=200, cheeks=100), _photo(closed, (50, 50, 50)))
+    assert abs(float(out[_inner_core(opened)].mean()) - 100.0) < 8
+
+
+def test_a_black_and_white_photo_gets_a_grey_mouth_and_a_colour_one_keeps_the_colour() -> None:
+    closed, opened = _shapes()
+    face = np.full((256, 256, 3), 120, np.uint8)
+    driver = _driver(opened, inside=(170, 60, 60), cheeks=(200, 150, 120))  # a red tongue in a colour video
+    core = _inner_core(opened)
+    grey = insert_mouth(face, opened, driver, _photo(closed, (150, 150, 150)))[core].astype(float)
+    assert np.abs(grey - grey.mean(1, keepdims=True)).max() < 6  # R = G = B
+    colour = insert_mouth(face, opened, driver, _photo(closed, (200, 150, 120)))[core].astype(float)
+    assert (colour[:, 0] - colour[:, 1]).mean() > 60  # the same skin: the tongue stays red
 
 
 def test_frame_step_inserts_the_mouth_at_the_outputs_size(micro_warp_model: Path, astronaut_png: Path) -> None:

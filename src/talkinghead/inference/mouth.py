@@ -5,8 +5,8 @@ so when the driver opens wider than the photo, the lips are stretched over the g
 reconstruction losses, does not paint the inside either: ``MODEL_CARD.md``, "Known limits"). The driving video
 shows what is inside its own mouth for that very expression (teeth in a grin, the dark of an "o"), so, as
 "Bringing Portraits to Life" (Averbuch-Elor et al., 2017) does, that interior is moved onto the output's inner-lip
-polygon by an affine map fitted on the lips, lit like the photo (the ratio of the two faces' cheek brightness),
-and faded in as the target's mouth opens beyond the widest of the source photos'.
+polygon by an affine map fitted on the lips, lit and coloured like the photo (:func:`relight`: from the two faces'
+cheek colours), and faded in as the target's mouth opens beyond the widest of the source photos'.
 
 :class:`DriverMouth` keeps only the pixels around the driver's lips, so a look-ahead over seconds of a 4K clip
 stays small.
@@ -29,40 +29,42 @@ FADE = (0.01, 0.06)
 """The interior fades in from an opening this much wider than the source's (inter-ocular distances) to fully in."""
 
 
-def cheek_brightness(image: np.ndarray, landmarks: np.ndarray) -> float:
-    """Median luma (0-255) of the cheeks and nose: between the jaw line and the nose, below the eyes."""
+def cheek_colour(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """Median RGB ``(3,) float32`` (0-255) of the cheeks and nose: between the jaw line and the nose, below the
+    eyes."""
     pts = np.round(landmarks[_CHEEKS]).astype(np.int32)
     h, w = image.shape[:2]
     x0, y0 = np.clip(pts.min(0), 0, [w - 1, h - 1])
     x1, y1 = np.clip(pts.max(0) + 1, [x0 + 1, y0 + 1], [w, h])
-    region = np.ascontiguousarray(image[y0:y1, x0:x1])
+    region = image[y0:y1, x0:x1]
     mask = np.zeros(region.shape[:2], np.uint8)
     cv2.fillConvexPoly(mask, cv2.convexHull(pts - [x0, y0]), 1)
-    luma = cv2.cvtColor(region, cv2.COLOR_RGB2GRAY)
-    return float(np.median(luma[mask > 0])) if mask.any() else float(np.median(luma))
+    values = region[mask > 0] if mask.any() else region.reshape(-1, 3)
+    return np.median(values, axis=0).astype(np.float32)
 
 
 @dataclass(frozen=True)
 class SourceMouth:
-    """What the source photos already show: their widest mouth opening and how bright the first one's face is."""
+    """What the source photos already show: their widest mouth opening, and the first one's skin colour
+    (:func:`cheek_colour`)."""
 
     opening: float
-    brightness: float
+    skin: np.ndarray
 
     @classmethod
     def of(cls, crops: list[np.ndarray], landmarks: list[np.ndarray]) -> SourceMouth:
         """From the sources' crops ``(S, S, 3) uint8`` and landmarks ``(68, 2)`` (crop pixels)."""
-        return cls(float(max(mouth_opening(np.stack(landmarks)))), cheek_brightness(crops[0], landmarks[0]))
+        return cls(float(max(mouth_opening(np.stack(landmarks)))), cheek_colour(crops[0], landmarks[0]))
 
 
 @dataclass(frozen=True)
 class DriverMouth:
     """A driving frame's mouth: the frame's pixels around the lips (at the frame's own resolution), the landmarks
-    in that patch's pixels, and the face's brightness."""
+    in that patch's pixels, and the face's skin colour."""
 
     patch: np.ndarray
     landmarks: np.ndarray
-    brightness: float
+    skin: np.ndarray
 
     @classmethod
     def of(cls, frame: np.ndarray, landmarks: np.ndarray) -> DriverMouth:
@@ -73,7 +75,24 @@ class DriverMouth:
         x0, y0 = np.clip(np.floor(lips.min(0) - pad), 0, [w - 1, h - 1]).astype(int)
         x1, y1 = np.clip(np.ceil(lips.max(0) + pad), [x0 + 1, y0 + 1], [w, h]).astype(int)
         patch = np.ascontiguousarray(frame[y0:y1, x0:x1])
-        return cls(patch, (landmarks - [x0, y0]).astype(np.float32), cheek_brightness(frame, landmarks))
+        return cls(patch, (landmarks - [x0, y0]).astype(np.float32), cheek_colour(frame, landmarks))
+
+
+def _saturation(rgb: np.ndarray) -> float:
+    return float((rgb.max() - rgb.min()) / max(float(rgb.max()), 1.0))
+
+
+def relight(rgb: np.ndarray, driver_skin: np.ndarray, photo_skin: np.ndarray) -> np.ndarray:
+    """The driver's pixels ``(h, w, 3) uint8`` as the photo would show them → float32 RGB 0-255: each channel
+    scaled by the ratio of the two skins' (a white balance and exposure match: a dark mouth stays dark in any
+    light), then the colour scaled towards grey by how much less colourful the photo's skin is than the driver's
+    (a black-and-white photo gets a grey mouth)."""
+    out = rgb.astype(np.float32) * np.clip(photo_skin / np.maximum(driver_skin, 1.0), 0.3, 3.0)
+    keep = float(np.clip(_saturation(photo_skin) / max(_saturation(driver_skin), 0.05), 0.0, 1.0))
+    if keep < 1.0:
+        luma = out @ np.array([0.299, 0.587, 0.114], np.float32)
+        out = luma[..., None] + (out - luma[..., None]) * np.float32(keep)
+    return out
 
 
 def _polygon_mask(points: np.ndarray, size: int, soften: float) -> np.ndarray:
@@ -109,8 +128,8 @@ def insert_mouth(face: np.ndarray, target: np.ndarray, driver: DriverMouth, sour
     shift = np.array([[1, 0, -lo[0]], [0, 1, -lo[1]]], np.float64)
     mat = shift @ np.vstack([mat, [0, 0, 1]])
     w, h = int(hi[0] - lo[0]), int(hi[1] - lo[1])
-    moved = cv2.warpAffine(driver.patch, mat, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    gain = float(np.clip(source.brightness / max(driver.brightness, 1.0), 0.5, 2.0))
+    moved = relight(cv2.warpAffine(driver.patch, mat, (w, h), flags=cv2.INTER_LINEAR,
+                                   borderMode=cv2.BORDER_REPLICATE), driver.skin, source.skin)
     # the polygon drawn a little inside the inner lips, so the driver's own lip edge stays out
     centre = inner.mean(0)
     shrunk = centre + (inner - centre) * 0.92 - lo
@@ -118,6 +137,5 @@ def insert_mouth(face: np.ndarray, target: np.ndarray, driver: DriverMouth, sour
     mask = _polygon_mask(shrunk, max(w, h), soften)[:h, :w, None] * np.float32(amount)
     region = face[lo[1] : hi[1], lo[0] : hi[0]].astype(np.float32)
     out = face.copy()
-    out[lo[1] : hi[1], lo[0] : hi[0]] = np.clip(region * (1 - mask) + moved * np.float32(gain) * mask + 0.5,
-                                                 0, 255).astype(np.uint8)
+    out[lo[1] : hi[1], lo[0] : hi[0]] = np.clip(region * (1 - mask) + moved * mask + 0.5, 0, 255).astype(np.uint8)
     return out
