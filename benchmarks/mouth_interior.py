@@ -46,13 +46,10 @@ from talkinghead.evaluation.protocol import generate, load_identities
 from talkinghead.faces.crop import CropBox
 from talkinghead.faces.measures import interocular, mouth_opening
 from talkinghead.inference.animate import CROP_SIZE, Animator
-from talkinghead.inference.mouth import DriverMouth, SourceMouth, insert_mouth
+from talkinghead.inference.mouth import CHEEKS, FADE, INNER, OUTER, DriverMouth, SourceMouth, insert_mouth
 from talkinghead.inference.source import SourceFace
 from talkinghead.io import write_image
 from talkinghead.models.bundle import load_model
-
-INNER = np.arange(60, 68)
-OUTER = np.arange(48, 60)
 
 
 def _polygon(points: np.ndarray) -> np.ndarray:
@@ -84,7 +81,7 @@ def source_mouth(crop: np.ndarray, lmk: np.ndarray) -> tuple[float, np.ndarray, 
     cv2.fillPoly(lips, [np.round(lmk[INNER]).astype(np.int32)], 0)
     colour = crop[lips > 0].reshape(-1, 3).mean(0) if lips.any() else np.array([150.0, 80.0, 80.0])
     cheeks = np.zeros(crop.shape[:2], np.uint8)
-    cv2.fillConvexPoly(cheeks, cv2.convexHull(np.round(lmk[[1, 2, 3, 31, 35, 13, 14, 15, 29]]).astype(np.int32)), 1)
+    cv2.fillConvexPoly(cheeks, cv2.convexHull(np.round(lmk[CHEEKS]).astype(np.int32)), 1)
     skin = float(np.median(_luma(crop)[cheeks > 0])) if cheeks.any() else 150.0
     return float(mouth_opening(lmk)), colour.astype(np.float32), skin
 
@@ -92,7 +89,7 @@ def source_mouth(crop: np.ndarray, lmk: np.ndarray) -> tuple[float, np.ndarray, 
 def painted(img: np.ndarray, tgt: np.ndarray, source: tuple[float, np.ndarray, float], teeth: bool) -> np.ndarray:
     """``img`` with the opening beyond the source's painted as a dark cavity (and an upper-teeth band)."""
     src_open, lip, skin = source
-    a = float(np.clip((float(mouth_opening(tgt)) - src_open - 0.01) / 0.05, 0.0, 1.0))
+    a = float(np.clip((float(mouth_opening(tgt)) - src_open - FADE[0]) / (FADE[1] - FADE[0]), 0.0, 1.0))
     if a <= 0:
         return img
     s, iod, sup = img.shape[0], float(interocular(tgt)), 4

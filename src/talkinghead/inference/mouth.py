@@ -24,7 +24,8 @@ from talkinghead.faces.measures import interocular, mouth_opening
 INNER = np.arange(60, 68)
 """Inner-lip landmarks (iBUG 68): 60 and 64 are the mouth's inner corners."""
 OUTER = np.arange(48, 60)
-_CHEEKS = [1, 2, 3, 31, 35, 13, 14, 15, 29]
+CHEEKS = [1, 2, 3, 31, 35, 13, 14, 15, 29]
+"""Landmarks whose hull covers the cheeks and the nose below the eyes (the skin whose colour is matched)."""
 FADE = (0.01, 0.06)
 """The interior fades in from an opening this much wider than the source's (inter-ocular distances) to fully in."""
 
@@ -32,7 +33,7 @@ FADE = (0.01, 0.06)
 def cheek_colour(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """Median RGB ``(3,) float32`` (0-255) of the cheeks and nose: between the jaw line and the nose, below the
     eyes."""
-    pts = np.round(landmarks[_CHEEKS]).astype(np.int32)
+    pts = np.round(landmarks[CHEEKS]).astype(np.int32)
     h, w = image.shape[:2]
     x0, y0 = np.clip(pts.min(0), 0, [w - 1, h - 1])
     x1, y1 = np.clip(pts.max(0) + 1, [x0 + 1, y0 + 1], [w, h])
