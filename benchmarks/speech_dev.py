@@ -9,7 +9,7 @@ On the corpus: fold 0 = 8 clips / 3,804 frames, fold 1 (the default; this script
 9 clips / 1,617 frames, fold 2 = 2 clips / 326 frames (noisy: one seed to the next moves it by up to 0.2).
 
     python benchmarks/speech_dev.py --data /tmp/ds/speech [--fold 0 1 2] [--steps 500] [--set model.members=1 ...]
-        [--smooth 1 2 3] [--mix 0 0.3]
+        [--smooth 1 2 3] [--mix 0 0.3] [--warps 1 0.9,1,1.1]
 """
 
 from __future__ import annotations
@@ -71,6 +71,8 @@ def main() -> int:
     ap.add_argument("--smooth", type=float, nargs="*", default=[], help="also measure these output smoothings")
     ap.add_argument("--mix", type=float, nargs="*", default=[],
                     help="also measure these loudness shares (a recipe trained with model.loud_mix > 0)")
+    ap.add_argument("--warps", nargs="*", default=[],
+                    help="also measure these sets of inference band warps (comma-separated factors; 1: one pass)")
     args = ap.parse_args()
     cfg = SpeechTrainConfig()
     if args.steps:
@@ -105,6 +107,11 @@ def main() -> int:
             model.cfg.loud_mix = x
             res[f"smooth {base_smooth:g}, mix {x:g}"] = measure(openings(model, dev), dev, fit)
         model.cfg.loud_mix = base_mix
+        base_warps = model.cfg.band_warps
+        for spec in args.warps:
+            model.cfg.band_warps = [float(x) for x in spec.split(",")]
+            res[f"smooth {base_smooth:g}, mix {base_mix:g}, warps {spec}"] = measure(openings(model, dev), dev, fit)
+        model.cfg.band_warps = base_warps
         out["folds"][k] = res
     print(json.dumps(out, indent=1))
     return 0

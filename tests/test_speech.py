@@ -223,6 +223,45 @@ def test_ensemble_is_the_mean_of_its_members(tmp_path: Path) -> None:
     np.testing.assert_allclose(load_speech_model(tmp_path / "old.safetensors").predict(feats), a, atol=1e-6)
 
 
+def test_band_warps_average_the_warped_voices(tmp_path: Path) -> None:
+    """Inference averages the output over copies of the features with the mel axis stretched (another vocal
+    tract): exactly the mean of one-pass predictions of those copies, kept in the file; files made before the
+    option get the default set."""
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from talkinghead.speech.model import warp_bands
+
+    torch.manual_seed(3)
+    cfg = SpeechModelConfig(width=8, dilations=[1, 2], loud_mix=0.3, band_warps=[0.9, 1.0, 1.1])
+    model = AudioToMotion(cfg)
+    torch.nn.init.normal_(model.members[0].out.weight, std=0.1)
+    model.out_scale.fill_(0.05)
+    model.loud_fit.copy_(torch.tensor([0.002, 0.08]))
+    model.open_dir.normal_(0, 1)
+    model.eval()
+    rng = np.random.default_rng(1)  # a formant moving over a 40 dB range: its peak stays at 0 dB when warped
+    centre = rng.uniform(20, 60, (24, STEPS_PER_FRAME, 1))
+    feats = (-40.0 + 40.0 * np.exp(-(((np.arange(80) - centre) / 8.0) ** 2))).astype(np.float32)
+    level = np.asarray(normalise_level(feats))
+    one = AudioToMotion(SpeechModelConfig(**{**cfg.__dict__, "band_warps": [1.0]}))
+    one.load_state_dict(model.state_dict())
+    singles = [one.predict(warp_bands(level, w)) for w in (0.9, 1.0, 1.1)]
+    assert np.abs(singles[0] - singles[2]).max() > 3e-3  # the copies differ
+    out = model.predict(feats)
+    np.testing.assert_allclose(out, np.mean(singles, 0), atol=1e-4)
+    np.testing.assert_allclose(one.predict(feats), singles[1], atol=1e-6)
+    path = save_speech_model(tmp_path / "w.safetensors", model)
+    assert load_speech_model(path).cfg.band_warps == [0.9, 1.0, 1.1]
+    with safe_open(str(path), framework="pt") as f:
+        meta = dict(f.metadata())
+    old_cfg = json.loads(meta["config"])
+    del old_cfg["band_warps"]
+    save_file(load_file(str(path)), str(tmp_path / "old.safetensors"), metadata={**meta, "config": json.dumps(old_cfg)})
+    assert load_speech_model(tmp_path / "old.safetensors").cfg.band_warps == SpeechModelConfig().band_warps
+
+
 def test_displacements_are_face_size_free(tiny_speech_model: Path) -> None:
     """Targets are in inter-ocular units, and a track moves a twice-as-large face twice as far."""
     from talkinghead.speech.bank import build_bank

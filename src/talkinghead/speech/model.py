@@ -57,6 +57,11 @@ class SpeechModelConfig:
     smooth: float = 1.0
     """Gaussian smoothing of the predicted motion over time (standard deviation in frames; 0 = none), applied by
     :meth:`AudioToMotion.predict`: the training targets are smoothed landmark tracks too."""
+    band_warps: list[float] = field(default_factory=lambda: [0.9, 0.95, 1.0, 1.05, 1.1])
+    """At inference (:meth:`AudioToMotion.predict`), the output is averaged over copies of the features with the
+    mel axis stretched by these factors (:func:`warp_bands`: the formants of a shorter or longer vocal tract), so
+    the motion depends less on where one voice's formants happen to lie. ``[1.0]``: one pass. Chosen on dev
+    speakers (``benchmarks/speech_dev.py --warps``); files made before the option get it too."""
 
     @property
     def context(self) -> int:
@@ -73,6 +78,15 @@ def normalise_level(features: np.ndarray | torch.Tensor) -> np.ndarray | torch.T
         return (features - ref.view(-1, *[1] * (features.dim() - 1))).clamp(-RANGE_DB, 0.0)
     ref = max(float(np.quantile(np.asarray(features).max(-1), 0.99)), REF_FLOOR_DB)
     return np.clip(np.asarray(features, np.float32) - ref, -RANGE_DB, 0.0)
+
+
+def warp_bands(f: np.ndarray, factor: float) -> np.ndarray:
+    """Stretch the mel axis (last) by ``factor`` (> 1: formants move up), linear interpolation, edges held."""
+    m = f.shape[-1]
+    src = np.clip(np.arange(m) / factor, 0, m - 1)
+    lo = np.minimum(src.astype(np.int64), m - 2)
+    frac = (src - lo).astype(np.float32)
+    return f[..., lo] * (1 - frac) + f[..., lo + 1] * frac
 
 
 class _Block(nn.Module):
@@ -132,12 +146,15 @@ class AudioToMotion(nn.Module):
     def predict(self, features: np.ndarray) -> np.ndarray:
         """One utterance's features ``(T, S, M)`` (dB re full scale, as :mod:`talkinghead.data.audio` computes
         them) → displacements ``(T, 37, 2) float32``, canonical units."""
-        x = torch.from_numpy(np.asarray(normalise_level(features), np.float32))[None]
+        level = np.asarray(normalise_level(features), np.float32)
+        warps = list(self.cfg.band_warps) or [1.0]
+        x = np.stack([level if w == 1.0 else warp_bands(level, w) for w in warps])
         self.eval()
-        out = self(x)[0].numpy()
+        outs = self(torch.from_numpy(x)).numpy()  # (W, T, P, 2): the warped copies as one batch
         if self.cfg.loud_mix > 0:
             mix = self.cfg.loud_mix
-            out = (1 - mix) * out + mix * self.loudness_motion(x[0].numpy())
+            outs = (1 - mix) * outs + mix * np.stack([self.loudness_motion(v) for v in x])
+        out = outs.mean(0)
         if self.cfg.smooth > 0 and len(out) > 1:
             from scipy.ndimage import gaussian_filter1d
 

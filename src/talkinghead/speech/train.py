@@ -33,6 +33,7 @@ from talkinghead.speech.model import (
     combine,
     normalise_level,
     save_speech_model,
+    warp_bands,
 )
 from talkinghead.speech.shapes import SPEECH_POINTS, speech_targets
 
@@ -183,15 +184,6 @@ def resample_time(features: np.ndarray, targets: np.ndarray, rate: float) -> tup
     tfrac = (tsrc - tlo).reshape(-1, *[1] * (targets.ndim - 1)).astype(np.float32)
     t = targets[tlo] * (1 - tfrac) + targets[thi] * tfrac
     return f.astype(np.float32), t.astype(np.float32)
-
-
-def warp_bands(f: np.ndarray, factor: float) -> np.ndarray:
-    """Stretch the mel axis (last) by ``factor`` (> 1: formants move up), linear interpolation, edges held."""
-    m = f.shape[-1]
-    src = np.clip(np.arange(m) / factor, 0, m - 1)
-    lo = np.minimum(src.astype(np.int64), m - 2)
-    frac = (src - lo).astype(np.float32)
-    return f[..., lo] * (1 - frac) + f[..., lo + 1] * frac
 
 
 def _batch(data: SpeechData, rng: np.random.Generator, batch: int, window: int, weights: np.ndarray,
