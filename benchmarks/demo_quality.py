@@ -131,7 +131,7 @@ def main() -> None:
     score("ours", frames, photo_emb, driving_open, src.crop)
     step = FrameStep(anim, AnimateOptions())  # the demo's target landmarks, as the pipeline computes them
     faces = iter([(l_ if np.isfinite(l_).all() else None, None) for l_ in track])
-    targets = [step.target(l_, None) for l_, _ in step.look_ahead(faces, fps)]
+    targets = [step.target(l_, None) for l_, *_ in step.look_ahead(faces, fps)]
     pa = np.stack([piecewise_affine(src.crop, src.landmarks, t) for t in targets])
     score("warp", pa, photo_emb, driving_open, src.crop)
     blend_weights(anim, targets)
