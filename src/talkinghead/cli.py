@@ -371,7 +371,8 @@ def _cmd_animate(args: argparse.Namespace) -> int:
                          shots=args.shots, relative=args.relative, reference=args.reference,
                          paste_back=args.paste_back, max_side=args.max_side, side_by_side=args.side_by_side,
                          frames_dir=args.frames, output_size=args.size, full_resolution=not args.no_full_resolution,
-                         driver_mouth=not args.no_driver_mouth, device=args.device, backend=args.backend, watermark=not args.no_watermark,
+                         driver_mouth=not args.no_driver_mouth, device=args.device, backend=args.backend,
+                         watermark=not args.no_watermark,
                          progress=not args.no_progress, model_file=_model_file(args.model), face_index=args.face_index,
                          **credentials)
     lost = f", {result.frames_without_face} without a driving face (held)" if result.frames_without_face else ""
