@@ -184,6 +184,28 @@ def test_region_l1_counts_only_the_region() -> None:
     assert 0.4 < float(region_l1(fake, real, region)) <= 0.5
 
 
+def test_ssim_loss_is_the_evaluation_ssim() -> None:
+    """The loss's SSIM is the evaluation's (skimage's) on a real photo and a blurred, shifted copy; its gradient
+    asks for the lost contrast back."""
+    import cv2
+
+    from talkinghead.evaluation.metrics import ssim
+    from talkinghead.losses.structure import ssim_loss
+
+    photo = cv2.resize(astronaut(), (96, 96), interpolation=cv2.INTER_AREA)
+    other = np.roll(cv2.GaussianBlur(photo, (5, 5), 1.5), 2, axis=1)
+
+    def t(x: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(x).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+
+    assert abs(float(1.0 - ssim_loss(t(other), t(photo))) - ssim(other, photo)) < 1e-4
+    assert float(ssim_loss(t(photo), t(photo))) < 1e-6
+    blurred = t(cv2.GaussianBlur(photo, (7, 7), 2.0)).requires_grad_(True)
+    ssim_loss(blurred, t(photo)).backward()
+    step = (blurred - 0.5 * blurred.grad / blurred.grad.abs().max()).detach()
+    assert float(ssim_loss(step, t(photo))) < float(ssim_loss(blurred.detach(), t(photo)))
+
+
 def test_train_cli_warp_preset_resumes(tiny_dataset: Path, tmp_path: Path) -> None:
     over = {**MICRO_WARP, "steps": 2, "checkpoint_every": 1}
     train(train_config("warp", **{**over, "steps": 1}), tiny_dataset, tmp_path / "run", progress=False)

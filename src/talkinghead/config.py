@@ -181,6 +181,11 @@ class LossConfig:
     mouth's look (``benchmarks/mouth_interior.py``, MODEL_CARD "Known limits")."""
     smoothness: float = 0.0
     """warp: total variation of the learned flow correction (grid units), so it stays a correction."""
+    ssim: float = 0.0
+    """``1 - SSIM`` of the output and the real frame at full resolution (:mod:`talkinghead.losses.structure`): lost
+    local contrast and structure cost as much as a wrong mean, where L1 rewards a blurred average. Off: at 2, the
+    shipped model trained further on the CPU gained at most 0.002 validation SSIM, then moved still pixels (README,
+    "Structural similarity as a loss")."""
     gen_outside: float = 0.0
     """warp: the mean blend weight of generated pixels outside the target's eyes and mouth. Without it, targets
     from another clip (other light, framing) reward a blurred average over the person's own, sharp, warped pixels

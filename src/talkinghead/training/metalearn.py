@@ -38,6 +38,7 @@ from talkinghead.losses.adversarial import discriminator_hinge, generator_hinge
 from talkinghead.losses.blend import generated_outside, region_l1
 from talkinghead.losses.matching import embedding_match, feature_matching
 from talkinghead.losses.perceptual import ContentLoss
+from talkinghead.losses.structure import ssim_loss
 from talkinghead.models.discriminator import VideoEmbeddings
 from talkinghead.models.embedder import Embedder
 from talkinghead.models.factory import build_discriminator, build_embedder, build_generator
@@ -205,6 +206,9 @@ class MetaLearner:
         if lc.l1 > 0:
             losses["l1"] = F.l1_loss(fake32, real)
             loss_g = loss_g + lc.l1 * losses["l1"]
+        if lc.ssim > 0:
+            losses["ssim"] = ssim_loss(fake32, real)
+            loss_g = loss_g + lc.ssim * losses["ssim"]
         if lc.region_l1 > 0 and "region" in b:
             losses["region_l1"] = region_l1(fake32, real, b["region"])
             loss_g = loss_g + lc.region_l1 * losses["region_l1"]
