@@ -9,7 +9,7 @@ On the corpus: fold 0 = 8 clips / 3,804 frames, fold 1 (the default; this script
 9 clips / 1,617 frames, fold 2 = 2 clips / 326 frames (noisy: one seed to the next moves it by up to 0.2).
 
     python benchmarks/speech_dev.py --data /tmp/ds/speech [--fold 0 1 2] [--steps 500] [--set model.members=1 ...]
-        [--smooth 1 2 3] [--mix 0 0.3] [--warps 1 0.9,1,1.1]
+        [--smooth 1 2 3] [--mix 0 0.3] [--warps 1 0.9,1,1.1] [--delays -1 1]
 """
 
 from __future__ import annotations
@@ -39,10 +39,19 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def openings(model, data) -> list[np.ndarray]:
+def delayed(disp: np.ndarray, frames: float) -> np.ndarray:
+    """``disp`` played ``frames`` later (linear interpolation in time, the ends held)."""
+    if frames == 0:
+        return disp
+    t = np.arange(len(disp), dtype=np.float64)
+    flat = disp.reshape(len(disp), -1)
+    return np.stack([np.interp(t - frames, t, flat[:, j]) for j in range(flat.shape[1])], 1).reshape(disp.shape)
+
+
+def openings(model, data, delay: float = 0.0) -> list[np.ndarray]:
     out = []
     for f, n in zip(data.features, data.neutrals):
-        disp = model.predict(f)
+        disp = delayed(model.predict(f), delay)
         shape = np.repeat(n[None], len(disp), 0)
         shape[:, SPEECH_POINTS] = n[SPEECH_POINTS] + disp
         out.append(mouth_opening(shape))
@@ -71,6 +80,8 @@ def main() -> int:
     ap.add_argument("--smooth", type=float, nargs="*", default=[], help="also measure these output smoothings")
     ap.add_argument("--mix", type=float, nargs="*", default=[],
                     help="also measure these loudness shares (a recipe trained with model.loud_mix > 0)")
+    ap.add_argument("--delays", type=float, nargs="*", default=[],
+                    help="also measure the output played this many frames later")
     ap.add_argument("--warps", nargs="*", default=[],
                     help="also measure these sets of inference band warps (comma-separated factors; 1: one pass)")
     args = ap.parse_args()
@@ -112,6 +123,8 @@ def main() -> int:
             model.cfg.band_warps = [float(x) for x in spec.split(",")]
             res[f"smooth {base_smooth:g}, mix {base_mix:g}, warps {spec}"] = measure(openings(model, dev), dev, fit)
         model.cfg.band_warps = base_warps
+        for d in args.delays:
+            res[f"smooth {base_smooth:g}, mix {base_mix:g}, delay {d:g}"] = measure(openings(model, dev, d), dev, fit)
         out["folds"][k] = res
     print(json.dumps(out, indent=1))
     return 0
