@@ -25,7 +25,7 @@ from talkinghead.inference.animate import AnimateOptions, Animator
 from talkinghead.inference.source import load_sources
 from talkinghead.io import probe_video, read_video
 from talkinghead.models.bundle import load_bundle
-from talkinghead.models.inputs import model_crops
+from talkinghead.models.inputs import model_crops, to_input
 from talkinghead.models.warp_generator import WarpGenerator
 from talkinghead.training.finetune import finetune, warp_episodes
 from talkinghead.training.metalearn import MetaLearner, _collate, train
@@ -196,7 +196,7 @@ def test_ssim_loss_is_the_evaluation_ssim() -> None:
     other = np.roll(cv2.GaussianBlur(photo, (5, 5), 1.5), 2, axis=1)
 
     def t(x: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(x).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+        return torch.from_numpy(to_input(x[None]))
 
     assert abs(float(1.0 - ssim_loss(t(other), t(photo))) - ssim(other, photo)) < 1e-4
     assert float(ssim_loss(t(photo), t(photo))) < 1e-6
