@@ -18,7 +18,9 @@ frames where the driver's mouth is open (over 0.1) but the output's is shut (und
 
 ``--targets-only`` renders nothing: it scores the target landmarks themselves, per look-ahead window (the reference
 chosen among that many seconds of the clip): the share of frames whose inner lips cross (lower above upper by more
-than 0.02 inter-ocular distances), which is what pushed lips through each other in the rendered frames.
+than 0.02 inter-ocular distances), which is what pushed lips through each other in the rendered frames; the share
+of the driver's blinks (eye opening under ``BLINK`` of its median) in which the target's eyes close too (under
+``BLINK`` of the photo's), and of frames whose eyes open wider than the photo's by a third.
 
 Defaults: eight portraits from ``../shared/corpus/images/portraits`` (none in the training data) and the first
 clip of each validation identity of ``../shared/corpus/videos.csv`` (never trained on).
@@ -35,10 +37,10 @@ import numpy as np
 
 from talkinghead.config import PrepareConfig, TrackerConfig
 from talkinghead.evaluation.metrics import detect_face_landmarks
-from talkinghead.faces.measures import interocular, mouth_opening
+from talkinghead.faces.measures import eye_opening, interocular, mouth_opening
 from talkinghead.faces.track import FaceTracker
 from talkinghead.inference.animate import CROP_SIZE, AnimateOptions, Animator
-from talkinghead.inference.retarget import Retargeter, reference_index
+from talkinghead.inference.retarget import BLINK, Retargeter, reference_index
 from talkinghead.inference.source import load_sources
 from talkinghead.io import read_video
 from talkinghead.io.video import VideoWriter
@@ -79,7 +81,7 @@ def crossed_lips(portraits: list[str], tracks: dict[Path, tuple[np.ndarray, floa
     sources = [load_sources([sorted((CORPUS / "images" / "portraits" / n).iterdir())[0]], 1,
                             PrepareConfig(size=CROP_SIZE))[0].landmarks for n in portraits]
     for seconds in [0.0, *windows]:  # 0: the first frame with a face
-        crossed = []
+        crossed, kept, wide, blink_ref = [], [], [], []
         for src in sources:
             for lmks, fps in tracks.values():
                 faces = [x if np.isfinite(x).all() else None for x in lmks]
@@ -87,12 +89,20 @@ def crossed_lips(portraits: list[str], tracks: dict[Path, tuple[np.ndarray, floa
                 i = reference_index(faces[: max(1, round(seconds * fps))], src) if seconds else \
                     next(j for j, x in enumerate(faces) if x is not None)
                 ret.set_reference(faces[i])  # type: ignore[arg-type]
-                tg = np.stack([ret(x) for x in faces if x is not None])
+                window = np.stack([x for x in faces[: round(2 * fps)] if x is not None])  # is it a blink?
+                blink_ref.append(bool(eye_opening(faces[i]) < BLINK * np.median(eye_opening(window))))
+                drv = np.stack([x for x in faces if x is not None])
+                tg = np.stack([ret(x) for x in drv])
                 gap = (tg[:, [67, 66, 65], 1] - tg[:, [61, 62, 63], 1]).mean(1) / interocular(tg)
                 crossed.append(float((gap < -0.02).mean()))
+                blinks = eye_opening(drv) < BLINK * np.median(eye_opening(drv))
+                if blinks.any():  # the driver's blinks: do the target's eyes close with them?
+                    kept.append(float((eye_opening(tg[blinks]) < BLINK * eye_opening(src)).mean()))
+                wide.append(float((eye_opening(tg) > eye_opening(src) / BLINK).mean()))
         name = f"best of the first {seconds:g} s" if seconds else "the first frame"
         print(f"reference = {name:24s}: inner lips crossed in {np.mean(crossed):.1%} of target frames "
-              f"({len(crossed)} pairs)")
+              f"({len(crossed)} pairs); the reference in a blink in {sum(blink_ref)} pairs; the driver's blinks closing the target's eyes {np.mean(kept):.1%} "
+              f"({len(kept)} pairs with blinks); eyes opened wider than the photo's by a third {np.mean(wide):.1%}")
 
 
 def main() -> None:

@@ -12,8 +12,9 @@ import torch
 from talkinghead.data.examples import astronaut
 from talkinghead.errors import InputError
 from talkinghead.faces.landmarks import detect_landmarks
+from talkinghead.faces.measures import eye_opening
 from talkinghead.inference.animate import AnimateOptions, Animator
-from talkinghead.inference.retarget import Retargeter, reference_index
+from talkinghead.inference.retarget import Retargeter, reference_distance, reference_index
 from talkinghead.io import probe_video, read_video, write_image
 from talkinghead.models.bundle import load_bundle
 from tests.conftest import write_frames
@@ -128,6 +129,21 @@ def test_reference_is_the_driving_frame_most_like_the_source(micro_warp_model: P
         assert gaps[0] == pytest.approx(closed_gap + 15.0 * k, abs=0.5) and 15.0 * k > 4
     with pytest.raises(InputError, match="reference"):
         AnimateOptions(reference="middle")
+
+
+def test_reference_is_never_a_blink() -> None:
+    """A driving frame in a blink is not taken as the reference even when it is otherwise the most like the photo:
+    from it, the driver's open eyes would widen the photo's and its blinks would cancel out."""
+    src = detect_landmarks(astronaut())
+    blink = src.copy()
+    blink[[37, 38, 43, 44]] += np.array([0.0, 3.0], np.float32)  # upper lids down,
+    blink[[40, 41, 46, 47]] -= np.array([0.0, 3.0], np.float32)  # lower lids up: the eyes close
+    talking = src.copy()
+    talking[[56, 57, 58, 65, 66, 67]] += np.array([0.0, 12.0], np.float32)  # mouth open: less like the photo
+    assert reference_distance(blink, src) < reference_distance(talking, src)
+    assert eye_opening(blink) < 0.75 * eye_opening(talking)
+    assert reference_index([blink, talking, talking], src) == 1
+    assert reference_index([blink, None], src) == 0  # only a blink: it is still the reference
 
 
 def test_no_face_source_exit_2(micro_model: Path, astronaut_mp4: Path, faceless_frames, tmp_path: Path) -> None:

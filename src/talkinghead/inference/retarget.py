@@ -9,7 +9,7 @@ driver's landmarks onto the source's position and size.
 Relative motion needs a reference frame in which the driver looks as the source does (the same expression and
 about the same pose): a driver whose first frame has an open mouth would otherwise animate a closed-mouth photo
 with its mouth held shut, and a grimace in the first frame would be subtracted from every later one.
-:func:`reference_index` picks, among candidate driving frames, the one most like the source.
+:func:`reference_index` picks, among candidate driving frames, the one most like the source, never one in a blink.
 """
 
 from __future__ import annotations
@@ -54,11 +54,22 @@ def reference_distance(driving: np.ndarray, source: np.ndarray) -> float:
         abs(float(eye_opening(driving) - eye_opening(source)))
 
 
+BLINK = 0.75
+"""A driving frame whose eye opening is below this fraction of the median over the candidates is taken to be in
+a blink, and is not a reference while any other frame is: from a blink reference every later frame's eyes would
+open wider than the source's, and the driver's blinks would cancel out (the output never blinks)."""
+
+
 def reference_index(candidates: list[np.ndarray | None], source: np.ndarray) -> int | None:
     """The index of the candidate driving landmarks (None: no face) most like ``source`` in pose and expression
-    (:func:`reference_distance`); None if no candidate has a face."""
-    scores = [(reference_distance(c, source), i) for i, c in enumerate(candidates) if c is not None]
-    return min(scores)[1] if scores else None
+    (:func:`reference_distance`), leaving out frames in a blink (:data:`BLINK`); None if no candidate has a
+    face."""
+    faces = [(i, c) for i, c in enumerate(candidates) if c is not None]
+    if not faces:
+        return None
+    eyes = np.array([float(eye_opening(c)) for _, c in faces])
+    open_eyes = [f for f, e in zip(faces, eyes) if e >= BLINK * float(np.median(eyes))] or faces
+    return min((reference_distance(c, source), i) for i, c in open_eyes)[1]
 
 
 class Retargeter:
