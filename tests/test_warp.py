@@ -14,10 +14,12 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from talkinghead.api import train_config
+from talkinghead.config import ModelConfig
 from talkinghead.data.dataset import PreparedDataset
 from talkinghead.data.episodes import WarpEpisodeDataset
 from talkinghead.data.examples import astronaut
 from talkinghead.errors import InputError
+from talkinghead.faces.crop import face_crop_box, to_crop_coords
 from talkinghead.faces.landmarks import detect_landmarks
 from talkinghead.faces.sketch import feature_region
 from talkinghead.faces.warp import identity_grid, tps_grid, warp_image
@@ -25,7 +27,7 @@ from talkinghead.inference.animate import AnimateOptions, Animator
 from talkinghead.inference.source import load_sources
 from talkinghead.io import probe_video, read_video
 from talkinghead.models.bundle import load_bundle
-from talkinghead.models.inputs import model_crops, to_input
+from talkinghead.models.inputs import generation_regions, model_crops, to_input
 from talkinghead.models.warp_generator import WarpGenerator
 from talkinghead.training.finetune import finetune, warp_episodes
 from talkinghead.training.metalearn import MetaLearner, _collate, train
@@ -113,6 +115,25 @@ def test_feature_region_covers_eyes_and_mouth_only() -> None:
         assert mask[y, x] == 0
     assert 0.005 < mask.mean() < 0.1
     assert feature_region(np.full((68, 2), np.nan), 16).min() == 1.0
+
+
+def test_generation_region_stops_below_the_brows() -> None:
+    """At inference the generated pixels may be used on the eyes and the mouth, not on the brows (where the decoder,
+    never trained there, drew them blue-grey when a target moved them far from the photo's)."""
+    cfg = ModelConfig()
+    lmk = detect_landmarks(astronaut())
+    crop = to_crop_coords(lmk, face_crop_box(lmk), 256)
+
+    def at(region: np.ndarray, points: np.ndarray) -> np.ndarray:  # region values at 256² points, region at 64²
+        ij = np.round((points + 0.5) * 64 / 256 - 0.5).astype(int)
+        return region[ij[:, 1], ij[:, 0]]
+
+    eyes_mouth = np.stack([crop[36:42].mean(0), crop[42:48].mean(0), crop[48:60].mean(0)])
+    region = generation_regions(crop[None], 256, 64, cfg.gen_region, cfg.gen_region_eyes)[0, 0]
+    assert at(region, eyes_mouth).min() == pytest.approx(1.0, abs=0.01)
+    assert at(region, crop[17:27]).mean() < 0.2
+    as_the_mouth = generation_regions(crop[None], 256, 64, cfg.gen_region)[0, 0]  # eyes grown as far as the mouth
+    assert at(as_the_mouth, crop[17:27]).mean() > 0.8
 
 
 def test_gen_outside_loss_pulls_generated_weight_back_to_the_source(tiny_dataset: Path) -> None:

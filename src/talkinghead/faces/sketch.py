@@ -46,21 +46,26 @@ def draw_sketch(landmarks: np.ndarray, size: int | tuple[int, int], thickness: i
 
 
 
-def feature_region(landmarks: np.ndarray, size: int, grow: float = 0.12) -> np.ndarray:
+def feature_region(landmarks: np.ndarray, size: int, grow: float = 0.12, eye_grow: float | None = None) -> np.ndarray:
     """Where a warp of another frame cannot show the truth: the eyes and the mouth (lips and what lies between
-    them), grown by ``grow`` × the inter-ocular distance. ``(68, 2)`` pixels → ``(size, size) float32`` in {0, 1}.
-    Landmarks that are not finite give an all-ones mask (nothing is known, so nothing is ruled out)."""
+    them), grown by ``grow`` × the inter-ocular distance (the eyes by ``eye_grow`` where given). ``(68, 2)`` pixels
+    → ``(size, size) float32`` in {0, 1}. Landmarks that are not finite give an all-ones mask (nothing is known, so
+    nothing is ruled out)."""
     lmk = np.asarray(landmarks, dtype=np.float64)
     if lmk.shape != (68, 2):
         raise ValueError(f"expected (68, 2) landmarks, got {lmk.shape}")
     if not np.isfinite(lmk).all():
         return np.ones((size, size), dtype=np.float32)
-    mask = np.zeros((size, size), dtype=np.uint8)
-    for a, b in ((36, 41), (42, 47), (48, 59)):
-        cv2.fillPoly(mask, [np.round(lmk[a : b + 1] * (1 << _SHIFT)).astype(np.int32)], 1, lineType=cv2.LINE_8,
-                     shift=_SHIFT)
     iod = float(np.linalg.norm(lmk[36:42].mean(0) - lmk[42:48].mean(0)))
-    r = int(round(grow * iod))
-    if r > 0:
-        mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+    eye_grow = grow if eye_grow is None else eye_grow
+    mask = np.zeros((size, size), dtype=np.uint8)
+    for parts, g in ((((36, 41), (42, 47)), eye_grow), (((48, 59),), grow)):
+        part = np.zeros_like(mask)
+        for a, b in parts:
+            cv2.fillPoly(part, [np.round(lmk[a : b + 1] * (1 << _SHIFT)).astype(np.int32)], 1, lineType=cv2.LINE_8,
+                         shift=_SHIFT)
+        r = int(round(g * iod))
+        if r > 0:
+            part = cv2.dilate(part, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+        mask |= part
     return mask.astype(np.float32)

@@ -20,12 +20,14 @@ def sketches_at(landmarks: np.ndarray, frame_size: int, size: int) -> np.ndarray
     return to_input(np.stack([draw_sketch((p + 0.5) * scale - 0.5, size) for p in landmarks]))
 
 
-def generation_regions(landmarks: np.ndarray, frame_size: int, size: int, grow: float) -> np.ndarray:
-    """Where the warp generator may use its generated pixels (``model.gen_region``): the eyes and the mouth of each
-    target, grown by ``grow`` × the inter-ocular distance, feathered by a 1-pixel Gaussian at ``size``. Landmarks
-    ``(N, 68, 2)`` in ``frame_size``² pixels → ``(N, 1, size, size) float32`` in [0, 1]."""
+def generation_regions(landmarks: np.ndarray, frame_size: int, size: int, grow: float,
+                       eye_grow: float | None = None) -> np.ndarray:
+    """Where the warp generator may use its generated pixels (``model.gen_region``, ``model.gen_region_eyes``): the
+    mouth of each target grown by ``grow`` × the inter-ocular distance and its eyes by ``eye_grow`` (None: ``grow``),
+    feathered by a 1-pixel Gaussian at ``size``. Landmarks ``(N, 68, 2)`` in ``frame_size``² pixels → ``(N, 1, size,
+    size) float32`` in [0, 1]."""
     scale = size / frame_size
-    return np.stack([cv2.GaussianBlur(feature_region((p + 0.5) * scale - 0.5, size, grow), (0, 0), 1.0)[None]
+    return np.stack([cv2.GaussianBlur(feature_region((p + 0.5) * scale - 0.5, size, grow, eye_grow), (0, 0), 1.0)[None]
                      for p in landmarks]).astype(np.float32)
 
 
