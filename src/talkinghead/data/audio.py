@@ -1,6 +1,8 @@
 """Audio for speech-driven animation: decode any FFmpeg-readable audio, log-mel features aligned to video frames.
 
-Decoding and resampling to 16 kHz mono go through FFmpeg (PyAV); the mel spectrogram is librosa's. Features are
+Decoding and resampling to 16 kHz mono go through FFmpeg (PyAV); the mel spectrogram is torch's STFT times
+librosa's Slaney mel filterbank (stored as ``assets/mel_filters.npz``: importing librosa, for scipy.signal and
+numba, took 2.4-2.8 s of every ``speak``; a test checks both against ``librosa.feature.melspectrogram``). Features are
 computed once at 100 Hz (hop 10 ms, window 25 ms, 80 mel bands from 55 Hz to 7.6 kHz, power in dB re full scale)
 and then sampled at ``STEPS_PER_FRAME`` instants per video frame, centred on the frame's time stamp, by linear
 interpolation: so any frame rate gets ``(n_frames, STEPS_PER_FRAME, N_MELS)`` features, and feature row ``i``
@@ -10,6 +12,7 @@ always belongs to video frame ``i``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -102,14 +105,47 @@ def read_audio(path: str | Path, max_seconds: float | None = None) -> Audio:
     return Audio(np.clip(samples, -1.0, 1.0), start or 0.0)
 
 
-def logmel(samples: np.ndarray) -> np.ndarray:
-    """Mel power in dB re full scale, ``(n, N_MELS) float32``; row ``k`` is centred at ``k * HOP / SAMPLE_RATE`` s."""
+MEL_FILTERS = Path(__file__).resolve().parents[1] / "assets" / "mel_filters.npz"
+
+
+def librosa_mel_filters() -> np.ndarray:
+    """``librosa.filters.mel`` for these features' settings (Slaney scale and norm): ``(N_MELS, N_FFT // 2 + 1)``.
+    What ``assets/mel_filters.npz`` holds (``python -c "from talkinghead.data.audio import save_mel_filters as s;
+    s()"`` rewrites it)."""
     import librosa
 
-    mel = librosa.feature.melspectrogram(y=np.asarray(samples, np.float32), sr=SAMPLE_RATE, n_fft=N_FFT,
-                                         hop_length=HOP, win_length=WINDOW, n_mels=N_MELS, fmin=F_MIN, fmax=F_MAX,
-                                         center=True, power=2.0)
-    db = librosa.power_to_db(mel, ref=1.0, amin=10 ** (FLOOR_DB / 10), top_db=None)
+    return librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS, fmin=F_MIN, fmax=F_MAX)
+
+
+def save_mel_filters(path: Path = MEL_FILTERS) -> None:
+    np.savez(path, weights=librosa_mel_filters(), sample_rate=SAMPLE_RATE, n_fft=N_FFT, f_min=F_MIN, f_max=F_MAX)
+
+
+@cache
+def mel_filters() -> np.ndarray:
+    """The stored mel filterbank ``(N_MELS, N_FFT // 2 + 1) float64`` (:func:`librosa_mel_filters`)."""
+    with np.load(MEL_FILTERS) as f:
+        weights = f["weights"].astype(np.float64)
+        settings = (int(f["sample_rate"]), int(f["n_fft"]), float(f["f_min"]), float(f["f_max"]))
+    if weights.shape != (N_MELS, N_FFT // 2 + 1) or settings != (SAMPLE_RATE, N_FFT, F_MIN, F_MAX):
+        raise RuntimeError(f"{MEL_FILTERS} does not match the features' settings; rewrite it (save_mel_filters)")
+    return weights
+
+
+def logmel(samples: np.ndarray) -> np.ndarray:
+    """Mel power in dB re full scale, ``(n, N_MELS) float32``; row ``k`` is centred at ``k * HOP / SAMPLE_RATE`` s.
+    As ``librosa.feature.melspectrogram`` (power 2, centred frames padded with zeros, a periodic Hann window of
+    ``WINDOW`` samples centred in ``N_FFT``) and ``librosa.power_to_db`` (ref 1, floor :data:`FLOOR_DB`), to
+    within 1e-4 dB."""
+    import torch
+
+    lead = (N_FFT - WINDOW) // 2
+    window = torch.zeros(N_FFT, dtype=torch.float64)
+    window[lead : lead + WINDOW] = torch.hann_window(WINDOW, periodic=True, dtype=torch.float64)
+    x = torch.from_numpy(np.asarray(samples, np.float64).reshape(-1))
+    spec = torch.stft(x, N_FFT, HOP, N_FFT, window=window, center=True, pad_mode="constant", return_complex=True)
+    mel = mel_filters() @ (spec.abs() ** 2).numpy()
+    db = 10.0 * np.log10(np.maximum(mel, 10 ** (FLOOR_DB / 10)))
     return np.ascontiguousarray(db.T, dtype=np.float32)
 
 
