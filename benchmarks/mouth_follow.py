@@ -101,8 +101,9 @@ def crossed_lips(portraits: list[str], tracks: dict[Path, tuple[np.ndarray, floa
                 wide.append(float((eye_opening(tg) > eye_opening(src) / BLINK).mean()))
         name = f"best of the first {seconds:g} s" if seconds else "the first frame"
         print(f"reference = {name:24s}: inner lips crossed in {np.mean(crossed):.1%} of target frames "
-              f"({len(crossed)} pairs); the reference in a blink in {sum(blink_ref)} pairs; the driver's blinks closing the target's eyes {np.mean(kept):.1%} "
-              f"({len(kept)} pairs with blinks); eyes opened wider than the photo's by a third {np.mean(wide):.1%}")
+              f"({len(crossed)} pairs); the reference in a blink in {sum(blink_ref)} pairs; the driver's blinks "
+              f"closing the target's eyes {np.mean(kept):.1%} ({len(kept)} pairs with blinks); eyes opened wider "
+              f"than the photo's by a third {np.mean(wide):.1%}")
 
 
 def main() -> None:
