@@ -92,6 +92,19 @@ def test_a_black_and_white_photo_gets_a_grey_mouth_and_a_colour_one_keeps_the_co
     assert (colour[:, 0] - colour[:, 1]).mean() > 60  # the same skin: the tongue stays red
 
 
+def test_teeth_keep_their_white_in_a_yellow_painting() -> None:
+    """A varnished painting's yellow skin (the Mona Lisa's cheeks are about (180, 150, 70)) against a pink-skinned
+    driver: white teeth are lit like the painting but not turned lime green, as a full per-channel white balance
+    on the skins did (B/G 0.54)."""
+    closed, opened = _shapes()
+    face = np.full((256, 256, 3), 120, np.uint8)
+    driver = _driver(opened, inside=(230, 230, 230), cheeks=(200, 150, 130))
+    teeth = insert_mouth(face, opened, driver, _photo(closed, (180, 150, 70)))[_inner_core(opened)].astype(float)
+    r, g, b = teeth.mean(0)
+    assert b / g > 0.7 and abs(r - g) < 20  # pale, warm at most
+    assert 190 < g < 240  # as bright as the painting lights them
+
+
 def test_frame_step_inserts_the_mouth_at_the_outputs_size(micro_warp_model: Path, astronaut_png: Path) -> None:
     """The animate path: with the option on, an opened target shows the driver's interior in the written face
     (the output at another size than the crop, so the landmarks are scaled); with it off, or without a driving

@@ -5,8 +5,8 @@ so when the driver opens wider than the photo, the lips are stretched over the g
 reconstruction losses, does not paint the inside either: ``MODEL_CARD.md``, "Known limits"). The driving video
 shows what is inside its own mouth for that very expression (teeth in a grin, the dark of an "o"), so, as
 "Bringing Portraits to Life" (Averbuch-Elor et al., 2017) does, that interior is moved onto the output's inner-lip
-polygon by an affine map fitted on the lips, lit and coloured like the photo (:func:`relight`: from the two faces'
-cheek colours), and faded in as the target's mouth opens beyond the widest of the source photos'.
+polygon by an affine map fitted on the lips, lit like the photo and partly coloured like it (:func:`relight`: from
+the two faces' cheek colours), and faded in as the target's mouth opens beyond the widest of the source photos'.
 
 :class:`DriverMouth` keeps only the pixels around the driver's lips, so a look-ahead over seconds of a 4K clip
 stays small.
@@ -28,6 +28,11 @@ CHEEKS = [1, 2, 3, 31, 35, 13, 14, 15, 29]
 """Landmarks whose hull covers the cheeks and the nose below the eyes (the skin whose colour is matched)."""
 FADE = (0.01, 0.06)
 """The interior fades in from an opening this much wider than the source's (inter-ocular distances) to fully in."""
+CAST = 0.5
+"""How much of the two skins' difference in hue :func:`relight` passes on to the mouth (their difference in
+brightness passes in full). Skin hue is the person's (or a painting's pigment) more than the light's: passed in full,
+a varnished painting's yellow skin against a pink-skinned driver turned white teeth lime green (B/G 0.54)."""
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
 def cheek_colour(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
@@ -84,14 +89,18 @@ def _saturation(rgb: np.ndarray) -> float:
 
 
 def relight(rgb: np.ndarray, driver_skin: np.ndarray, photo_skin: np.ndarray) -> np.ndarray:
-    """The driver's pixels ``(h, w, 3) uint8`` as the photo would show them → float32 RGB 0-255: each channel
-    scaled by the ratio of the two skins' (a white balance and exposure match: a dark mouth stays dark in any
-    light), then the colour scaled towards grey by how much less colourful the photo's skin is than the driver's
-    (a black-and-white photo gets a grey mouth)."""
-    out = rgb.astype(np.float32) * np.clip(photo_skin / np.maximum(driver_skin, 1.0), 0.3, 3.0)
+    """The driver's pixels ``(h, w, 3) uint8`` as the photo would show them → float32 RGB 0-255: scaled by the
+    ratio of the two skins' brightness (an exposure match: a dark mouth stays dark in any light) and, per channel,
+    by :data:`CAST` of the ratio of their hues (a partial white balance), then the colour scaled towards grey by how
+    much less colourful the photo's skin is than the driver's (a black-and-white photo gets a grey mouth)."""
+    photo = np.asarray(photo_skin, np.float32)
+    driver = np.maximum(np.asarray(driver_skin, np.float32), 1.0)
+    bright = float(photo @ LUMA) / max(float(driver @ LUMA), 1.0)
+    hue = np.clip(photo / driver / max(bright, 1e-3), 0.1, 10.0)
+    out = rgb.astype(np.float32) * np.clip(bright * hue ** np.float32(CAST), 0.3, 3.0).astype(np.float32)
     keep = float(np.clip(_saturation(photo_skin) / max(_saturation(driver_skin), 0.05), 0.0, 1.0))
     if keep < 1.0:
-        luma = out @ np.array([0.299, 0.587, 0.114], np.float32)
+        luma = out @ LUMA
         out = luma[..., None] + (out - luma[..., None]) * np.float32(keep)
     return out
 
