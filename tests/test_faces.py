@@ -199,8 +199,33 @@ def test_source_photos_of_two_people_are_named_in_a_warning(testdata: Path | Non
 
     img = astronaut()
     with caplog.at_level("WARNING", logger="talkinghead"):
-        same = warn_mixed_identities(load_sources([img, np.ascontiguousarray(img[:, ::-1])]))
+        same = warn_mixed_identities(load_sources([img, np.ascontiguousarray(img[:, ::-1])], one_scene=False))
         assert same[0] < 0.45 and not any("same person" in r.getMessage() for r in caplog.records), same
-        other = warn_mixed_identities(load_sources([img, testdata / "einstein.jpg"]))
+        other = warn_mixed_identities(load_sources([img, testdata / "einstein.jpg"], one_scene=False))
     assert other[0] > 0.6, other
     assert any("einstein.jpg does not look like the same person" in r.getMessage() for r in caplog.records)
+
+
+def test_source_photos_of_another_scene_are_left_out(caplog: pytest.LogCaptureFixture, astronaut_mp4: Path) -> None:
+    """A warp moves each source's own pixels: photos of one person from other scenes (another background, other
+    clothes) would be mixed into the output. The astronaut moved a little in her own scene is kept; the same
+    photo on other backgrounds is left out, with a note naming them; a video's own frames are always kept."""
+    from talkinghead.inference.source import SCENE_DISTANCE, load_sources, scene_distance
+
+    img = astronaut()
+    h, w = img.shape[:2]
+    moved = cv2.warpAffine(img, np.float32([[1.03, 0, -6], [0, 1.03, 4]]), (w, h), borderMode=cv2.BORDER_REPLICATE)
+    hull = np.zeros((h, w), np.uint8)  # the photo's face, on a new background (green, then a grey ramp)
+    cv2.fillConvexPoly(hull, cv2.convexHull(np.round(detect_landmarks(img)).astype(np.int32)), 1)
+    person = cv2.dilate(hull, np.ones((31, 31), np.uint8))[..., None].astype(bool)
+    green = np.where(person, img, np.array([40, 160, 60], np.uint8))
+    ramp = np.where(person, img, np.linspace(0, 255, w, dtype=np.uint8)[None, :, None].repeat(h, 0).repeat(3, 2))
+    faces = load_sources([img, moved, green], one_scene=False)
+    assert scene_distance(faces[0], faces[1]) < SCENE_DISTANCE / 2 < 2 * SCENE_DISTANCE < scene_distance(faces[0], faces[2])
+    with caplog.at_level("WARNING", logger="talkinghead"):
+        kept = load_sources([img, green, moved, ramp])
+        video = load_sources([astronaut_mp4, green], shots=3)
+    assert [f.origin for f in kept] == ["array 0", "array 2"]
+    assert len(video) == 3 and all(f.origin.startswith(f"{astronaut_mp4}#") for f in video)
+    notes = [r.getMessage() for r in caplog.records if "another scene" in r.getMessage()]
+    assert len(notes) == 2 and "array 1, array 3 show another scene than array 0" in notes[0], notes
