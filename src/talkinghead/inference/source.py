@@ -36,9 +36,9 @@ class SourceFace:
 
 SCENE_DISTANCE = 20.0
 """Two source crops whose surroundings (outside the face, at 32², median absolute difference, 0-255) differ by more
-than this are taken to show different scenes. Measured with ``load_sources``' own crops: 4 frames each of 31 corpus
-clips, saved as photos (one scene), 3.3 median, 12.5 at the 95th percentile, 23.2 at most; 4 photos each of 21 LFW
-people (other occasions) 58.2 median, 28.4 at the 5th percentile, 23.7 at least."""
+than this are taken to show different scenes. ``benchmarks/source_scenes.py``: 90 pairs of corpus clips' frames saved
+as photos (one scene) 3.2 median, 12.5 at the 95th percentile, 23.2 at most; 92 pairs of LFW photos of one person
+(other occasions) 57.4 median, 28.8 at the 5th percentile, 23.7 at least."""
 
 
 def _surroundings(face: SourceFace, size: int = 32) -> tuple[np.ndarray, np.ndarray]:
