@@ -146,6 +146,30 @@ def test_reference_is_never_a_blink() -> None:
     assert reference_index([blink, None], src) == 0  # only a blink: it is still the reference
 
 
+def test_live_stream_settles_on_a_reference_that_is_not_a_blink(micro_warp_model: Path) -> None:
+    """A stream read frame by frame (``live``) starts from its first frame; after SETTLE_FRAMES frames with a face
+    the reference is chosen among them, so a first frame in a blink does not stop the output from blinking."""
+    from talkinghead.inference.animate import SETTLE_FRAMES, FrameStep
+
+    anim = Animator(micro_warp_model, device="cpu")
+    src = anim.set_source([astronaut()], progress=False)[0].landmarks
+    driver = (src - src.mean(0)) * 0.8 + np.array([300.0, 200.0], np.float32)  # another size and place
+    blink = driver.copy()
+    blink[[37, 38, 43, 44]] += np.array([0.0, 2.5], np.float32)
+    blink[[40, 41, 46, 47]] -= np.array([0.0, 2.5], np.float32)
+    step = FrameStep(anim, AnimateOptions(progress=False))
+    first = step.target(blink, None)
+    assert eye_opening(first) == pytest.approx(eye_opening(src), abs=1e-3)  # the blink is the reference for now
+    for _ in range(SETTLE_FRAMES - 1):
+        step.target(driver, None)
+    assert step.settle is None and np.allclose(step.retarget.reference, driver)
+    assert eye_opening(step.target(blink, None)) < 0.5 * eye_opening(src)  # now the driver's blink closes her eyes
+    fixed = FrameStep(anim, AnimateOptions(progress=False, reference="first"))
+    for lmk in [blink] + [driver] * SETTLE_FRAMES:
+        fixed.target(lmk, None)
+    assert np.allclose(fixed.retarget.reference, blink)  # "first" keeps the first frame
+
+
 def test_no_face_source_exit_2(micro_model: Path, astronaut_mp4: Path, faceless_frames, tmp_path: Path) -> None:
     wall = write_image(tmp_path / "wall.png", faceless_frames[0])
     r = run("animate", "--source", str(wall), "--driving", str(astronaut_mp4), "--out", str(tmp_path / "o.mp4"),

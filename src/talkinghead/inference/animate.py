@@ -56,6 +56,11 @@ FULL_RESOLUTION_FROM = 1.1
 REFERENCES = ("auto", "first")
 REFERENCE_SECONDS = 2.0
 """With ``reference="auto"``: how much of the driving video is tracked ahead to choose the reference frame."""
+SETTLE_FRAMES = 15
+"""A stream that cannot be read ahead (``live``): relative motion starts from its first frame with a face, and
+once this many frames with a face have come, the one of them most like the source (:meth:`FrameStep.choose_reference`)
+becomes the reference, once: a first frame in a blink or mid-word would otherwise stay the reference for the whole
+session (the output would never blink, or keep its mouth shut)."""
 
 
 @dataclass
@@ -369,6 +374,8 @@ class FrameStep:
         """The last driving landmarks with a face (None until one was found)."""
         self.lost = 0
         """Driving frames without a face so far."""
+        self.settle: list[np.ndarray] | None = [] if opt.relative and opt.reference == "auto" else None
+        """Until the reference is chosen: the driving landmarks seen so far (:data:`SETTLE_FRAMES`)."""
         self.driver_box: CropBox | None = None
         self.paster: Paster | None = None
         """With ``paste_back``: pastes into the photo (scaled down to ``max_side``)."""
@@ -415,6 +422,7 @@ class FrameStep:
     def choose_reference(self, landmarks: list[np.ndarray | None]) -> None:
         """Take the driving frame (of these, None: no face) most like the source as relative motion's reference
         (by default the first frame with a face is)."""
+        self.settle = None
         i = reference_index(landmarks, self.src.landmarks)
         if i is not None:
             self.retarget.set_reference(landmarks[i])  # type: ignore[arg-type]
@@ -426,6 +434,10 @@ class FrameStep:
             lmk = self.last
         else:
             self.last = lmk
+            if self.settle is not None:  # a stream not read ahead: choose the reference once enough has come
+                self.settle.append(lmk)
+                if len(self.settle) >= SETTLE_FRAMES:
+                    self.choose_reference(self.settle)
             if self.driver_box is None and frame is not None:
                 self.driver_box = face_crop_box(lmk, self.anim.face.margin, self.anim.face.shift_up)
         return self.retarget(lmk) if lmk is not None else self.src.landmarks
