@@ -273,7 +273,9 @@ def test_faces_are_composed_at_the_output_size_from_the_photos_own_pixels(micro_
     anim = Animator(micro_warp_model, device="cpu")
     res = anim.resolution  # 32
     photo = astronaut()
-    for photos in ([photo], [photo, np.ascontiguousarray(photo[:, ::-1])]):
+    h, w = photo.shape[:2]  # a second photo of the same scene: the first moved a little (another scene is left out)
+    moved = cv2.warpAffine(photo, np.float32([[1.03, 0, -6], [0, 1.03, 4]]), (w, h), borderMode=cv2.BORDER_REPLICATE)
+    for photos in ([photo], [photo, moved]):
         faces = anim.set_source(photos, progress=False)
         targets = np.stack([faces[0].landmarks + [3.0 * i, -2.0 * i] for i in range(3)]).astype(np.float32)
         layers = anim.render_layers(targets)
