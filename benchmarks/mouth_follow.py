@@ -40,7 +40,7 @@ from talkinghead.evaluation.metrics import detect_face_landmarks
 from talkinghead.faces.measures import eye_opening, interocular, mouth_opening
 from talkinghead.faces.track import FaceTracker
 from talkinghead.inference.animate import CROP_SIZE, AnimateOptions, Animator
-from talkinghead.inference.retarget import BLINK, Retargeter, reference_index
+from talkinghead.inference.retarget import BLINK, Retargeter, in_blink, reference_index
 from talkinghead.inference.source import load_sources
 from talkinghead.io import read_video
 from talkinghead.io.video import VideoWriter
@@ -95,7 +95,7 @@ def crossed_lips(portraits: list[str], tracks: dict[Path, tuple[np.ndarray, floa
                 tg = np.stack([ret(x) for x in drv])
                 gap = (tg[:, [67, 66, 65], 1] - tg[:, [61, 62, 63], 1]).mean(1) / interocular(tg)
                 crossed.append(float((gap < -0.02).mean()))
-                blinks = eye_opening(drv) < BLINK * np.median(eye_opening(drv))
+                blinks = in_blink(drv)
                 if blinks.any():  # the driver's blinks: do the target's eyes close with them?
                     kept.append(float((eye_opening(tg[blinks]) < BLINK * eye_opening(src)).mean()))
                 wide.append(float((eye_opening(tg) > eye_opening(src) / BLINK).mean()))

@@ -60,6 +60,12 @@ a blink, and is not a reference while any other frame is: from a blink reference
 open wider than the source's, and the driver's blinks would cancel out (the output never blinks)."""
 
 
+def in_blink(landmarks: np.ndarray) -> np.ndarray:
+    """Which of these faces ``(N, 68, 2)`` are in a blink: eye opening under :data:`BLINK` of their median."""
+    eyes = eye_opening(landmarks)
+    return eyes < BLINK * float(np.median(eyes))
+
+
 def reference_index(candidates: list[np.ndarray | None], source: np.ndarray) -> int | None:
     """The index of the candidate driving landmarks (None: no face) most like ``source`` in pose and expression
     (:func:`reference_distance`), leaving out frames in a blink (:data:`BLINK`); None if no candidate has a
@@ -67,8 +73,8 @@ def reference_index(candidates: list[np.ndarray | None], source: np.ndarray) -> 
     faces = [(i, c) for i, c in enumerate(candidates) if c is not None]
     if not faces:
         return None
-    eyes = np.array([float(eye_opening(c)) for _, c in faces])
-    open_eyes = [f for f, e in zip(faces, eyes) if e >= BLINK * float(np.median(eyes))] or faces
+    blinks = in_blink(np.stack([c for _, c in faces]))
+    open_eyes = [f for f, b in zip(faces, blinks) if not b] or faces
     return min((reference_distance(c, source), i) for i, c in open_eyes)[1]
 
 
