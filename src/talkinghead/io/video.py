@@ -272,6 +272,7 @@ class VideoWriter:
                         rf = av.AudioFrame.from_ndarray(arr, format="fltp", layout=layout)
                         rf.sample_rate = rate
                     rf.pts = pts
+                    rf.time_base = Fraction(1, rate)  # the decoder's own may differ (mp3: 1/14112000)
                     pts += rf.samples
                     samples_left -= rf.samples
                     for packet in out_audio.encode(rf):
