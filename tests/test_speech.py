@@ -460,6 +460,12 @@ def test_tts_speaks_and_checks_its_input() -> None:
     for language in ("zh", "en-gb", "fr-fr", "pt-pt"):
         assert language in tts.languages()
         assert tts.synthesize("mama", language=language, voice="f3").seconds > 0.2
+    # eSpeak NG's own LANGUAGE+VARIANT spelling: the same sound as the two given apart
+    joined = tts.synthesize("mama", voice="fr+f3")
+    assert (joined.language, joined.voice) == ("fr", "f3")
+    apart = tts.synthesize("mama", language="fr", voice="f3")  # (eSpeak's waveform has random jitter)
+    assert joined.samples.shape == apart.samples.shape
+    assert [p.symbol for p in joined.phonemes] == [p.symbol for p in apart.phonemes]
     for args, match in ((("  ",), "empty"), (("hi", "xx-nope"), "unknown language"), (("hi", "en", "nobody"),
                                                                                         "unknown voice")):
         with pytest.raises(InputError, match=match):

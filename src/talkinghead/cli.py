@@ -208,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     said.add_argument("--audio", metavar="FILE", help="speech to lip-sync (wav, mp3, m4a, a video's sound, ...)")
     said.add_argument("--text", help="text to say (eSpeak NG, offline)")
     p.add_argument("--out", help="output .mp4")
-    p.add_argument("--voice", help="eSpeak NG voice variant, e.g. m1, m3, f1, f3, klatt, whisper (--list-voices)")
+    p.add_argument("--voice", help="eSpeak NG voice variant, e.g. m1, m3, f1, f3, klatt, whisper (--list-voices), or LANGUAGE+VARIANT (en-us+f3)")
     p.add_argument("--language", default="en", help="eSpeak NG language, e.g. en, en-us, fr, de, es (default en)")
     p.add_argument("--rate", type=int, default=160, help="speaking rate in words per minute for --text (default 160)")
     p.add_argument("--list-voices", action="store_true", help="print eSpeak NG's languages and voices and exit")

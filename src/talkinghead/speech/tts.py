@@ -10,7 +10,8 @@ eSpeak NG is GPL-3.0-or-later; it is loaded at run time, never bundled in talkin
 
 - ``language``: an eSpeak NG language or voice name: ``en``, ``en-us``, ``fr``, ``de``, ``es``, ``zh``, ...
   (:func:`languages` lists them).
-- ``voice``: a voice variant: ``m1``...``m7``, ``f1``...``f5``, ``klatt``, ``whisper``, ... (:func:`voices`).
+- ``voice``: a voice variant: ``m1``...``m7``, ``f1``...``f5``, ``klatt``, ``whisper``, ... (:func:`voices`), or
+  eSpeak NG's ``LANGUAGE+VARIANT`` (``en-us+f3``), whose language part then replaces ``language``.
 """
 
 from __future__ import annotations
@@ -235,6 +236,11 @@ def synthesize(text: str, language: str = "en", voice: str | None = None, words_
         raise InputError(f"the text has {len(text)} characters; the limit is {MAX_TEXT_CHARS}")
     if not 80 <= words_per_minute <= 450:
         raise InputError(f"speaking rate {words_per_minute} words/min is out of range (80..450)")
+    if voice and "+" in voice:
+        # eSpeak NG's own spelling, LANGUAGE+VARIANT ("en-us+f3"): its language part names the language
+        lang, _, voice = voice.partition("+")
+        language = lang.strip() or language
+        voice = voice.strip() or None
     with _LOCK:
         engine = _engine()
         known = {k.lower(): k for k in engine.languages()}
