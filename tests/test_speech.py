@@ -593,6 +593,9 @@ def _bad(tmp_path: Path, kind: str) -> tuple[list[str], str]:
         t = np.arange(3 * SAMPLE_RATE) / SAMPLE_RATE
         return ["--audio", str(write_wav(tmp_path / "long.wav", 0.3 * np.sin(2 * np.pi * 200 * t))),
                 "--max-seconds", "2"], "limit is 2 s"
+    if kind == "too-short":
+        t = np.arange(SAMPLE_RATE // 100) / SAMPLE_RATE
+        return ["--audio", str(write_wav(tmp_path / "click.wav", 0.3 * np.sin(2 * np.pi * 200 * t)))], "10 ms long"
     if kind == "empty-text":
         return ["--text", "   "], "empty"
     if kind == "unknown-voice":
@@ -602,7 +605,8 @@ def _bad(tmp_path: Path, kind: str) -> tuple[list[str], str]:
     return ["--text", "hi", "--language", "xx-nope"], "unknown language"
 
 
-@pytest.mark.parametrize("kind", ["silent", "unreadable", "not-audio", "too-long", "empty-text", "unknown-voice",
+@pytest.mark.parametrize("kind", ["silent", "unreadable", "not-audio", "too-long", "too-short", "empty-text",
+                                  "unknown-voice",
                                   "unknown-language", "articulation"])
 def test_speak_bad_input_exits_2_with_one_line(tmp_path: Path, capsys, astronaut_png: Path, micro_model: Path,
                                                tiny_speech_model: Path, kind: str) -> None:

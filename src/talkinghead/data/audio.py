@@ -100,8 +100,11 @@ def read_audio(path: str | Path, max_seconds: float | None = None) -> Audio:
     except (av.error.FFmpegError, OSError, UnicodeDecodeError, ValueError) as exc:
         raise InputError(f"{path}: not a readable audio file ({exc.__class__.__name__})") from None
     samples = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
-    if samples.size < WINDOW:
+    if samples.size == 0:
         raise InputError(f"{path}: the audio stream holds no sound (no decodable samples)")
+    if samples.size < WINDOW:
+        raise InputError(f"{path}: the audio is {samples.size / SAMPLE_RATE * 1000:.0f} ms long; at least "
+                         f"{WINDOW / SAMPLE_RATE * 1000:.0f} ms is needed")
     return Audio(np.clip(samples, -1.0, 1.0), start or 0.0)
 
 
