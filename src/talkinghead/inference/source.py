@@ -78,8 +78,8 @@ def same_scene(sources: list[SourceFace]) -> list[SourceFace]:
             left.append(face)
     if left:
         names = sorted({f.origin.split("#")[0] for f in left})
-        log.warning("%s show%s another scene than %s (background, clothes, light): the video is made from the %d "
-                    "source(s) of that scene, since a warp cannot mix scenes", ", ".join(names),
+        log.warning("%s show%s another scene than %s (background, clothes, light): only the %d source(s) of that "
+                    "scene are used, since a warp cannot mix scenes", ", ".join(names),
                     "s" if len(names) == 1 else "", home, len(kept))
     return kept
 
