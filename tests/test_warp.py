@@ -237,6 +237,10 @@ def test_train_cli_warp_preset_resumes(tiny_dataset: Path, tmp_path: Path) -> No
     # a checkpoint kept without its optimizer state (as committed in checkpoints/) still resumes
     for ckpt in (tmp_path / "run" / "checkpoints").iterdir():
         (ckpt / "optim.safetensors").unlink()
+        # a checkpoint's own model file (its header holds the run's config) loads as its checkpoint does
+        from talkinghead.models.bundle import load_model
+
+        assert load_model(ckpt / "model.safetensors").meta["step"] == load_model(ckpt).meta["step"]
     res = train(train_config("warp", **{**over, "steps": 3}), tiny_dataset, tmp_path / "run", resume=True,
                 progress=False)
     assert res.steps_done == 1 and res.last_step == 3

@@ -125,7 +125,8 @@ def load_bundle(path: str | Path, device: torch.device | str = "cpu") -> ModelBu
     try:
         cfg = from_dict(ModelConfig, json.loads(header["config"]))
     except (InputError, ValueError, TypeError) as exc:
-        arch = json.loads(header.get("config", "{}")).get("arch", "synthesis")
+        raw = json.loads(header.get("config", "{}"))
+        arch = raw.get("arch") or (raw.get("model") or {}).get("arch", "synthesis")
         raise InputError(f"{path}: cannot read this {arch!r} model with talkinghead {_version()} ({exc})") from None
     tensors = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
 
@@ -186,6 +187,8 @@ def load_model(path: str | Path | None = None, device: torch.device | str = "cpu
 
         return load_bundle(default_model_path(), device)
     p = Path(path)
+    if p.is_file() and p.name == "model.safetensors" and (p.parent / "state.json").is_file():
+        p = p.parent  # a checkpoint's own model.safetensors: its config is the run's, read with the checkpoint
     if p.is_dir():
         from talkinghead.training.checkpoint import latest_checkpoint
 
