@@ -246,6 +246,18 @@ def test_train_cli_warp_preset_resumes(tiny_dataset: Path, tmp_path: Path) -> No
     assert res.steps_done == 1 and res.last_step == 3
 
 
+def test_train_notes_a_dataset_smaller_than_the_model(tiny_dataset: Path, tmp_path: Path) -> None:
+    """Crops prepared at 64² under a model of 128² would be upscaled: training says so, once, up front."""
+    logs: list[str] = []
+    over = {**MICRO_WARP, "steps": 1, "max_minutes": 1e-6}
+    train(train_config("warp", **over), tiny_dataset, tmp_path / "a", progress=False, log=logs.append)
+    assert not any("upscaled" in m for m in logs)  # 32² from 64² crops: nothing to say
+    train(train_config("warp", **{**over, "model.resolution": 128}), tiny_dataset, tmp_path / "b", progress=False,
+          log=logs.append)
+    said = [m for m in logs if "upscaled" in m]
+    assert len(said) == 1 and "--size 128" in said[0], logs
+
+
 def test_train_init_from_model_and_time_limit(tiny_dataset: Path, tmp_path: Path) -> None:
     """--init starts a new run (step 0) from a model's weights; --max-minutes stops with a checkpoint."""
     from talkinghead.errors import InputError

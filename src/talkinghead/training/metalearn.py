@@ -377,6 +377,10 @@ def _train(cfg: TrainConfig, data_dir: Path, run_dir: Path, resume: bool, progre
         if to_dict(saved.model) != to_dict(cfg.model):
             raise InputError(f"the model settings differ from the checkpoint's in {ckpt}; resume with the same preset")
     data = PreparedDataset(data_dir, split="train")
+    if data.size < cfg.model.resolution and info.is_main:
+        log(f"note: the dataset's crops are {data.size}², the model works at {cfg.model.resolution}²: frames are "
+            f"upscaled, so the model learns to paint blurred faces; prepare with --size {cfg.model.resolution} "
+            f"(or train with --set model.resolution={data.size})")
     if ckpt is not None:
         keys = state["videos"]
         by_key = {c.key: c for c in data.clips}
