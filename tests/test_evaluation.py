@@ -132,3 +132,7 @@ def test_evaluate_bad_input(tiny_dataset: Path, tmp_path: Path) -> None:
     args = parser.parse_args(["evaluate", "--data", str(tmp_path / "missing"), "--out", str(tmp_path)])
     with pytest.raises(InputError):
         run_evaluate(args)
+    # a split the dataset lacks: the message names the splits it has
+    args = parser.parse_args(["evaluate", "--data", str(tiny_dataset), "--split", "test", "--out", str(tmp_path)])
+    with pytest.raises(InputError, match=r"no clip in split 'test'; its splits: train \(2 clips\), val \(1 clips\)"):
+        run_evaluate(args)

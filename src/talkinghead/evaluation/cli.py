@@ -33,7 +33,8 @@ def add_evaluate_command(sub: Any) -> argparse.ArgumentParser:
                                    "the static-source and piecewise-affine-warp baselines.")
     p.add_argument("--model", help="model file, checkpoint or training run (default: the shipped model)")
     p.add_argument("--data", required=True, help="prepared dataset folder (from `talkinghead prepare`)")
-    p.add_argument("--split", default="val", choices=["val", "train", "all"])
+    p.add_argument("--split", default="val",
+                   help="the clips of this split (val, train, test or any name a CSV manifest gave), or all")
     p.add_argument("--shots", default="1,8", help="numbers of source frames T, comma-separated (default 1,8)")
     p.add_argument("--mode", default="ff,ft", help="ff (feed-forward) and/or ft (fine-tuned) (default ff,ft)")
     p.add_argument("--baselines", default="static,warp", help="static and/or warp (default both; '' for none)")

@@ -226,8 +226,8 @@ def evaluate(model: str | Path | ModelBundle | None, data_root: str | Path, spli
         raise InputError("--frames-per-identity must be positive")
     if finetune_steps is not None and finetune_steps < 1:
         raise InputError("--finetune-steps must be positive")
-    if split not in ("val", "train", "all"):
-        raise InputError(f"unknown split {split!r} (val, train or all)")
+    if not split.strip():
+        raise InputError("--split is empty (val, train, test, a manifest's own split name, or all)")
     out = Path(out_dir)
     t_start = time.perf_counter()
     torch.manual_seed(seed)
@@ -247,7 +247,12 @@ def evaluate(model: str | Path | ModelBundle | None, data_root: str | Path, spli
 
     dataset = PreparedDataset(data_root, split)
     if not len(dataset):
-        raise InputError(f"{data_root} has no clip in split {split!r}")
+        counts: dict[str, int] = {}
+        for clip in PreparedDataset(data_root).clips:
+            name = clip.record.get("split") or "train"
+            counts[name] = counts.get(name, 0) + 1
+        have = ", ".join(f"{k} ({n} clips)" for k, n in sorted(counts.items())) or "none"
+        raise InputError(f"{data_root} has no clip in split {split!r}; its splits: {have} (--split all takes every clip)")
     people = load_identities(dataset, max(shots), frames_per_identity, max_identities)
     if not people:
         raise InputError(f"no usable identity in {data_root} ({split})")
