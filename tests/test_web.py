@@ -251,6 +251,21 @@ def test_serve_command_defaults_to_loopback() -> None:
         parser.parse_args(["serve", "--port", "70000"])
 
 
+def test_serve_on_a_busy_port_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    """Gradio's own failure here was an OSError (exit 1) after "serving on ..." had been printed."""
+    from talkinghead.cli import main
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        rc = main(["serve", "--port", str(port)])
+    captured = capsys.readouterr()
+    assert rc == 2 and "serving on" not in captured.out
+    assert captured.err.strip().splitlines() == [f"talkinghead: error: port {port} on 127.0.0.1 is in use (another "
+                                                 "server?): choose another with --port"]
+
+
 def test_notes_of_a_run_are_shown_on_the_page(micro_model: Path, tmp_path: Path) -> None:
     """The command line prints notes such as "has 2 faces; using the largest"; the page shows them under the
     video, with the visitor's file name instead of the server's path."""

@@ -6,6 +6,7 @@ Gradio is imported only when the command runs, so the rest of the CLI neither wa
 from __future__ import annotations
 
 import argparse
+import errno
 from dataclasses import replace
 
 from talkinghead.errors import InputError, TalkingHeadError
@@ -66,6 +67,21 @@ def limits_from_args(args: argparse.Namespace) -> Limits:
                    queue_size=args.queue_size, live_sessions=args.live_sessions)
 
 
+def _check_port(host: str, port: int) -> None:
+    """Fail with one line before any model is loaded when the address cannot be listened on."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server itself will
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise InputError(f"port {port} on {host} is in use (another server?): choose another with --port") from None
+            raise InputError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+
+
 def run_serve(args: argparse.Namespace) -> int:
     """Serve until interrupted (Ctrl-C); returns the exit code."""
     limits = limits_from_args(args)
@@ -74,6 +90,7 @@ def run_serve(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise TalkingHeadError(f"the web page needs Gradio ({exc}); install it with: "
                                "pip install -r requirements.lock") from None
+    _check_port(args.host, args.port)
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"talkinghead: serving on http://{host}:{args.port} (Ctrl-C to stop)", flush=True)
     serve(host=args.host, port=args.port, model=args.model, limits=limits, device=args.device,
