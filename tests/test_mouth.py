@@ -121,18 +121,19 @@ def test_frame_step_inserts_the_mouth_at_the_outputs_size(micro_warp_model: Path
     target[48:] = opened[48:] @ fit[:, :2].T + fit[:, 2]
     frame = np.full((256, 256, 3), 170, np.uint8)
     cv2.fillPoly(frame, [np.round(opened[INNER]).astype(np.int32)], (10, 10, 10))
-    on = FrameStep(anim, AnimateOptions(progress=False, output_size=384))
-    mouth = on.mouth(opened, frame)
-    assert mouth is not None and on.mouth(None, frame) is mouth  # a frame without a face keeps the last mouth
-    with_mouth = on.output([target], [None], [mouth])[0]
+    on = FrameStep(anim, AnimateOptions(progress=False, output_size=384, driver_gaze=False))
+    parts = on.parts(opened, frame)
+    assert parts is not None and parts.mouth is not None
+    assert on.parts(None, frame).mouth is parts.mouth  # a frame without a face keeps the last mouth
+    with_mouth = on.output([target], [None], [parts])[0]
     plain = on.output([target], [None], [None])[0]
     assert with_mouth.shape == (384, 384, 3)
     core = _inner_core((target + 0.5) * 1.5 - 0.5, 384)
     assert with_mouth[core].mean() < plain[core].mean() - 40
     assert np.array_equal(with_mouth[~cv2.dilate(core.astype(np.uint8), np.ones((41, 41))).astype(bool)],
                           plain[~cv2.dilate(core.astype(np.uint8), np.ones((41, 41))).astype(bool)])
-    off = FrameStep(anim, AnimateOptions(progress=False, output_size=384, driver_mouth=False))
-    assert off.mouth(opened, frame) is None
+    off = FrameStep(anim, AnimateOptions(progress=False, output_size=384, driver_mouth=False, driver_gaze=False))
+    assert off.parts(opened, frame) is None
 
 
 @pytest.mark.parametrize("size", [(40, 30), (300, 500)])

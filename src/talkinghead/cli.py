@@ -75,6 +75,9 @@ def _add_driver_mouth_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-driver-mouth", action="store_true",
                    help="do not show the driving face's mouth interior (teeth, the dark of the mouth) where the "
                         "mouth opens wider than in the photo (default: shown, lit like the photo)")
+    p.add_argument("--no-driver-gaze", action="store_true",
+                   help="keep the photo's gaze: do not slide its irises as the driving face's eyes look about "
+                        "(default: they follow)")
 
 
 def _add_paste_back_options(p: argparse.ArgumentParser) -> None:
@@ -371,7 +374,8 @@ def _cmd_animate(args: argparse.Namespace) -> int:
                          shots=args.shots, relative=args.relative, reference=args.reference,
                          paste_back=args.paste_back, max_side=args.max_side, side_by_side=args.side_by_side,
                          frames_dir=args.frames, output_size=args.size, full_resolution=not args.no_full_resolution,
-                         driver_mouth=not args.no_driver_mouth, device=args.device, backend=args.backend,
+                         driver_mouth=not args.no_driver_mouth, driver_gaze=not args.no_driver_gaze,
+                         device=args.device, backend=args.backend,
                          watermark=not args.no_watermark,
                          progress=not args.no_progress, model_file=_model_file(args.model), face_index=args.face_index,
                          **credentials)
@@ -418,7 +422,8 @@ def _cmd_live(args: argparse.Namespace) -> int:
         options = AnimateOptions(relative=args.relative, paste_back=args.paste_back, max_side=args.max_side,
                                  side_by_side=args.side_by_side, output_size=args.size,
                                  full_resolution=not args.no_full_resolution,
-                                 driver_mouth=not args.no_driver_mouth, progress=False)
+                                 driver_mouth=not args.no_driver_mouth, driver_gaze=not args.no_driver_gaze,
+                                 progress=False)
         print(f"talkinghead: live from {args.driving or f'camera {camera.index}'} at {fps:.1f} fps "
               "(Ctrl-C to stop)", file=sys.stderr, flush=True)
         result = live.run_session(anim.stream(frames, options, fps=fps, mark=marker), recorder, window, args.seconds)

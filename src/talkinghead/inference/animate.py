@@ -33,6 +33,7 @@ from talkinghead.inference.compose import (
     side_by_side,
     upscale,
 )
+from talkinghead.inference.gaze import GazeFollower, move_irises
 from talkinghead.inference.mouth import DriverMouth, SourceMouth, insert_mouth
 from talkinghead.inference.retarget import Retargeter, reference_index
 from talkinghead.inference.source import SourceFace, load_sources
@@ -109,6 +110,9 @@ class AnimateOptions:
     """Where the target's mouth opens wider than the source photos', show the driving face's own mouth interior
     (teeth, the dark of the mouth) there, lit like the photo (:mod:`~talkinghead.inference.mouth`); a driving landmark
     track (no frames) leaves the mouth as the model renders it."""
+    driver_gaze: bool = True
+    """Slide the output's irises as the driving face's eyes look about (:mod:`~talkinghead.inference.gaze`: the 68
+    landmarks carry the lids, not the gaze); a driving landmark track (no frames) leaves the eyes as rendered."""
 
     def __post_init__(self) -> None:
         if self.reference not in REFERENCES:
@@ -308,7 +312,7 @@ class Animator:
                              finalize=mark.finalize)
         t0 = time.perf_counter()
         n = 0
-        pending: list[tuple[np.ndarray, np.ndarray | None, DriverMouth | None]] = []  # (target, frame, mouth)
+        pending: list[tuple[np.ndarray, np.ndarray | None, DriverParts | None]] = []  # (target, frame, parts)
         bar = tqdm(total=drv.total, desc="animate", unit="frame", disable=not opt.progress)
 
         def flush() -> None:
@@ -325,8 +329,8 @@ class Animator:
             pending.clear()
 
         try:
-            for lmk, frame, mouth in step.look_ahead(drv.items, drv.fps):
-                pending.append((step.target(lmk, frame), frame, mouth))
+            for lmk, frame, parts in step.look_ahead(drv.items, drv.fps):
+                pending.append((step.target(lmk, frame), frame, parts))
                 if len(pending) >= opt.batch_size:
                     flush()
             flush()
@@ -359,6 +363,17 @@ def _canvas(image: np.ndarray, box: CropBox, max_side: int) -> tuple[np.ndarray,
     return small, CropBox(box.x0 * k, box.y0 * k, box.side * k)
 
 
+@dataclass(frozen=True)
+class DriverParts:
+    """What one driving frame gives the output besides its landmarks (:meth:`FrameStep.parts`)."""
+
+    mouth: DriverMouth | None
+    """Its mouth interior (None: not used)."""
+    gaze: np.ndarray | None
+    """Its gaze ``(u, v)`` (:meth:`~talkinghead.inference.gaze.GazeFollower.observe`; None: not read, NaN: eyes
+    closed)."""
+
+
 class FrameStep:
     """The per-frame work every pipeline shares (files: :meth:`Animator.animate`; live: :meth:`Animator.stream`):
     driving landmarks → target landmarks (relative motion from a reference frame, :meth:`choose_reference`, else
@@ -387,6 +402,8 @@ class FrameStep:
             if opt.driver_mouth else None
         """What the sources' mouths show (None: the driver's mouth interior is not used)."""
         self.last_mouth: DriverMouth | None = None
+        self.gaze = GazeFollower() if opt.driver_gaze else None
+        """The driving face's gaze, relative to where it usually looks (None: the output's eyes are not moved)."""
         self.full: list[np.ndarray] | None = None
         """With ``full_resolution``: the sources cut at the output face's size, where that is larger than the
         model's (the first from the paste-back canvas itself, pixel for pixel)."""
@@ -397,11 +414,11 @@ class FrameStep:
             self.full = [first] + [crop_image(f.image, f.box, side) for f in anim.sources[1:]]
 
     def look_ahead(self, items: Iterator[tuple[np.ndarray | None, np.ndarray | None]], fps: float
-                   ) -> Iterator[tuple[np.ndarray | None, np.ndarray | None, DriverMouth | None]]:
-        """A driving stream's ``(landmarks, frame)`` items with each one's :meth:`mouth`, after choosing the
+                   ) -> Iterator[tuple[np.ndarray | None, np.ndarray | None, DriverParts | None]]:
+        """A driving stream's ``(landmarks, frame)`` items with each one's :meth:`parts`, after choosing the
         reference among its first :data:`REFERENCE_SECONDS` (relative motion with ``reference="auto"``; otherwise
         nothing is read ahead)."""
-        with_mouths = ((lmk, frame, self.mouth(lmk, frame)) for lmk, frame in items)
+        with_mouths = ((lmk, frame, self.parts(lmk, frame)) for lmk, frame in items)
         if not (self.opt.relative and self.opt.reference == "auto"):
             return with_mouths
         # only the side-by-side view needs the driving frames (a 4K clip's 2 s of frames are gigabytes)
@@ -410,14 +427,15 @@ class FrameStep:
         self.choose_reference([lmk for lmk, _, _ in ahead])
         return chain(ahead, with_mouths)
 
-    def mouth(self, lmk: np.ndarray | None, frame: np.ndarray | None) -> DriverMouth | None:
-        """The driving face's mouth for one frame (None: not used, or no frame); a frame without a face keeps the
-        last one, as its landmarks are."""
-        if self.source_mouth is None or frame is None:
+    def parts(self, lmk: np.ndarray | None, frame: np.ndarray | None) -> DriverParts | None:
+        """What the output takes from one driving frame itself besides its landmarks (None: nothing, or no frame):
+        its mouth (a frame without a face keeps the last one, as its landmarks are) and its gaze."""
+        if frame is None or (self.source_mouth is None and self.gaze is None):
             return None
-        if lmk is not None:
+        if lmk is not None and self.source_mouth is not None:
             self.last_mouth = DriverMouth.of(frame, lmk)
-        return self.last_mouth
+        gaze = self.gaze.observe(frame, lmk) if self.gaze is not None and lmk is not None else None
+        return DriverParts(self.last_mouth, gaze)
 
     def choose_reference(self, landmarks: list[np.ndarray | None]) -> None:
         """Take the driving frame (of these, None: no face) most like the source as relative motion's reference
@@ -443,9 +461,9 @@ class FrameStep:
         return self.retarget(lmk) if lmk is not None else self.src.landmarks
 
     def output(self, targets: list[np.ndarray], frames: list[np.ndarray | None],
-               mouths: list[DriverMouth | None] | None = None) -> list[np.ndarray]:
-        """Generate the faces for a batch of targets and compose the output frames (``mouths``: each driving
-        frame's :meth:`mouth`, None: none)."""
+               parts: list[DriverParts | None] | None = None) -> list[np.ndarray]:
+        """Generate the faces for a batch of targets and compose the output frames (``parts``: each driving
+        frame's :meth:`parts`, None: none)."""
         anim, opt, src = self.anim, self.opt, self.src
         res = anim.resolution
         if self.full is None:
@@ -453,10 +471,13 @@ class FrameStep:
         else:
             faces = compose_layers(anim.render_layers(np.stack(targets)), self.full)
         out = []
-        for face, target, frame, mouth in zip(faces, targets, frames, mouths or [None] * len(targets), strict=True):
-            if mouth is not None and self.source_mouth is not None:
-                side = face.shape[0]
-                face = insert_mouth(face, (target + 0.5) * (side / CROP_SIZE) - 0.5, mouth, self.source_mouth)
+        for face, target, frame, part in zip(faces, targets, frames, parts or [None] * len(targets), strict=True):
+            if part is not None:
+                at = (target + 0.5) * (face.shape[0] / CROP_SIZE) - 0.5  # the face's pixels
+                if self.gaze is not None:
+                    face = move_irises(face, at, self.gaze.offset(part.gaze))
+                if part.mouth is not None and self.source_mouth is not None:
+                    face = insert_mouth(face, at, part.mouth, self.source_mouth)
             img = upscale(face, opt.output_size)
             if self.paster is not None:  # the warp generator's mask is the paster's own
                 img = self.paster(face, None if anim.fixed_paste_mask else anim._paste_mask(target, src.landmarks))

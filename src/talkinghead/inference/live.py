@@ -186,7 +186,7 @@ class LiveRenderer:
         t0 = time.perf_counter()
         lmk = self.tracker.update(frame).landmarks
         t1 = time.perf_counter()
-        img = self.step.output([self.step.target(lmk, frame)], [frame], [self.step.mouth(lmk, frame)])[0]
+        img = self.step.output([self.step.target(lmk, frame)], [frame], [self.step.parts(lmk, frame)])[0]
         t2 = time.perf_counter()
         if self.mark is not None:
             img = self.mark(img)

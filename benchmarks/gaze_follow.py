@@ -1,0 +1,114 @@
+"""Do the output's eyes look where the driver's look? Prints figures; asserts nothing.
+
+The 68 landmarks carry the lids, not the gaze, so without help a landmark-driven portrait stares at one spot while
+the driver looks about. ``AnimateOptions.driver_gaze`` (:mod:`talkinghead.inference.gaze`) slides the output's
+irises by the driver's gaze relative to where it usually looks.
+
+For every photo × driving clip, the clip's frames animate the photo through :meth:`Animator.animate` (the product's
+path: H.264 written and read back) with the option off and on; the written frames are tracked again and each eye's
+iris found the same way on them as on the driver (:func:`~talkinghead.inference.gaze.iris_positions`). Per pair,
+over the frames where both gazes were read: Pearson r of the output's horizontal gaze (relative to its median)
+against the driver's, and the slope of the output's on the driver's (1: the iris moves as far, in eye widths).
+
+    .venv/bin/python benchmarks/gaze_follow.py [--frames 250] [--portraits NAME ...] [--driving VIDEO ...]
+    .venv/bin/python benchmarks/gaze_follow.py --drivers-only      # how much each clip's gaze moves
+
+Defaults: four portraits and two paintings of ``../shared/corpus/images`` and three LivePortrait driving clips in
+which the eyes look about most (``lp_d14``, ``lp_d11``, ``lp_d10``: ``--drivers-only``; the gaze is not learnt
+from any clip).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from talkinghead.config import TrackerConfig
+from talkinghead.faces.track import FaceTracker
+from talkinghead.inference.animate import AnimateOptions, Animator
+from talkinghead.inference.gaze import conjugate, iris_positions
+from talkinghead.io import read_video
+from talkinghead.io.video import VideoWriter
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+SOURCES = ["portraits/hallo_3", "portraits/audrey_hepburn", "portraits/gpen_00004", "portraits/echomimic_b",
+           "paintings/sadtalker__art_2.jpg", "paintings/lia__mona_lisa.jpg"]
+DRIVERS = ["lp_d14_asian_woman", "lp_d11_girl", "lp_d10_woman"]
+
+
+def source_path(name: str) -> Path:
+    p = CORPUS / "images" / name
+    return sorted(p.iterdir())[0] if p.is_dir() else p
+
+
+def gazes(frames: list[np.ndarray], fps: float) -> np.ndarray:
+    """Per frame, the two eyes' mean ``(u, v)`` (NaN: no face, eyes closed or unreadable)."""
+    tracker = FaceTracker(TrackerConfig(), fps=fps)
+    out = []
+    for f in frames:
+        lmk = tracker.update(f).landmarks
+        out.append(np.full(2, np.nan) if lmk is None else conjugate(iris_positions(f, lmk)))
+    return np.stack(out)
+
+
+def follow(driver: np.ndarray, output: np.ndarray) -> tuple[float, float, int]:
+    """(r, slope, frames) of the output's horizontal gaze on the driver's, each relative to its median."""
+    ok = np.isfinite(driver[:, 0]) & np.isfinite(output[:, 0])
+    if ok.sum() < 10:
+        return float("nan"), float("nan"), int(ok.sum())
+    d = driver[ok, 0] - np.median(driver[ok, 0])
+    o = output[ok, 0] - np.median(output[ok, 0])
+    r = float(np.corrcoef(d, o)[0, 1]) if d.std() > 0 and o.std() > 0 else 0.0
+    return r, float((d * o).sum() / max((d * d).sum(), 1e-9)), int(ok.sum())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--portraits", nargs="+", default=SOURCES)
+    ap.add_argument("--driving", nargs="+", type=Path, default=None)
+    ap.add_argument("--frames", type=int, default=250)
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--drivers-only", action="store_true")
+    args = ap.parse_args()
+    drivers = args.driving or [sorted((CORPUS / "videos" / d).glob("*.mp4"))[0] for d in DRIVERS]
+    clips = {d: read_video(d, max_frames=args.frames) for d in drivers}
+    driver_gaze = {d: gazes(frames, info.fps) for d, (frames, info) in clips.items()}
+    for d, g in driver_gaze.items():
+        u = g[np.isfinite(g[:, 0]), 0]
+        print(f"{d.parent.name:28s} gaze read in {len(u)}/{len(g)} frames; horizontal: std {u.std():.3f}, "
+              f"5-95 % {np.percentile(u, 5):.2f}-{np.percentile(u, 95):.2f} eye widths")
+    if args.drivers_only:
+        return
+    anim = Animator(args.model, device="cpu")
+    scores: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
+    with tempfile.TemporaryDirectory() as tmp:
+        written: dict[Path, Path] = {}
+        for i, (d, (frames, info)) in enumerate(clips.items()):  # the frames read, as a clip of their own
+            with VideoWriter(Path(tmp) / f"clip{i}.mp4", fps=info.fps, crf=12) as writer:
+                for f in frames:
+                    writer.write(f)
+            written[d] = writer.path
+        for name in args.portraits:
+            anim.set_source([source_path(name)], progress=False)
+            for d in drivers:
+                line = []
+                for on in (False, True):
+                    out = Path(tmp) / "out.mp4"
+                    anim.animate(written[d], out, AnimateOptions(progress=False, driver_gaze=on, watermark=False,
+                                                                 credentials=False))
+                    frames, info = read_video(out)
+                    r, slope, n = follow(driver_gaze[d], gazes(frames, info.fps))
+                    scores[on].append((r, slope))
+                    line.append(f"{'on' if on else 'off'}: r {r:+.2f} slope {slope:+.2f} ({n} frames)")
+                print(f"{Path(name).name:22s} × {d.parent.name:22s} " + " | ".join(line), flush=True)
+    for on in (False, True):
+        a = np.array(scores[on])
+        print(f"driver_gaze {'on ' if on else 'off'}: mean r {np.nanmean(a[:, 0]):+.3f} (median "
+              f"{np.nanmedian(a[:, 0]):+.3f}), mean slope {np.nanmean(a[:, 1]):+.3f} over {len(a)} pairs")
+
+
+if __name__ == "__main__":
+    main()

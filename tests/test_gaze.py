@@ -1,0 +1,93 @@
+"""The driver's gaze: irises found between the lids, moved along the eye, and followed relative to the usual gaze."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from talkinghead.inference.gaze import (
+    DEADBAND,
+    MAX_SHIFT,
+    NEUTRAL_FRAMES,
+    VERTICAL,
+    GazeFollower,
+    iris_positions,
+    move_irises,
+)
+
+
+def _eyes(iris_u: float = 0.5, opening: float = 16.0) -> tuple[np.ndarray, np.ndarray]:
+    """A skin-coloured face with two white eyes 40 px wide, each with a dark iris at ``iris_u`` along it, and
+    landmarks whose eye contours outline them (the rest of the 68 at the eyes' middle)."""
+    img = np.full((256, 256, 3), (200, 160, 140), np.uint8)
+    lmk = np.full((68, 2), 128.0, np.float32)
+    for first, x0 in ((36, 70.0), (42, 146.0)):
+        y = 120.0
+        half = opening / 2
+        pts = np.array([[x0, y], [x0 + 13, y - half], [x0 + 27, y - half], [x0 + 40, y], [x0 + 27, y + half],
+                        [x0 + 13, y + half]], np.float32)
+        lmk[first:first + 6] = pts
+        cv2.ellipse(img, (int(x0 + 20), int(y)), (20, int(half)), 0, 0, 360, (245, 245, 245), -1)
+        cv2.circle(img, (int(round(x0 + 40 * iris_u)), int(y)), 7, (40, 30, 25), -1)
+        cv2.ellipse(img, (int(x0 + 20), int(y)), (21, int(half) + 1), 0, 0, 360, (200, 160, 140), 2)  # the lids
+    return img, lmk
+
+
+def test_the_iris_is_found_between_the_lids() -> None:
+    for u in (0.35, 0.5, 0.65):
+        img, lmk = _eyes(u)
+        got = iris_positions(img, lmk)
+        assert np.allclose(got[:, 0], u, atol=0.04), (u, got)
+        assert np.all(np.abs(got[:, 1]) < 0.05)
+    img, lmk = _eyes(0.5, opening=4.0)  # nearly shut: no gaze read
+    assert np.isnan(iris_positions(img, lmk)).all()
+
+
+@pytest.mark.parametrize("du", [-0.2, 0.2])
+def test_irises_move_along_the_eye_and_nothing_else_does(du: float) -> None:
+    img, lmk = _eyes(0.5)
+    out = move_irises(img, lmk, (du, 0.0))
+    moved = iris_positions(out, lmk)[:, 0] - 0.5
+    assert np.all(np.sign(moved) == np.sign(du)) and np.all(np.abs(moved) > 0.6 * abs(du)), moved
+    eyes = np.zeros(img.shape[:2], bool)
+    for first in (36, 42):
+        x0, y0 = lmk[first:first + 6].min(0).astype(int)
+        x1, y1 = lmk[first:first + 6].max(0).astype(int)
+        eyes[y0:y1 + 1, x0:x1 + 1] = True
+    assert np.array_equal(out[~eyes], img[~eyes])  # the lids, the corners and the skin stay
+    assert move_irises(img, lmk, (0.0, 0.0)) is img
+    shut_img, shut = _eyes(0.5, opening=4.0)
+    assert np.array_equal(move_irises(shut_img, shut, (du, 0.0)), shut_img)  # a closed eye is not touched
+
+
+def test_gaze_is_followed_relative_to_the_usual_one() -> None:
+    follow = GazeFollower()
+    straight, _ = _eyes(0.5)
+    _, lmk = _eyes(0.5)
+    for _ in range(NEUTRAL_FRAMES + 5):  # the usual gaze; frames past NEUTRAL_FRAMES no longer count
+        g = follow.observe(straight, lmk)
+    assert len(follow.seen) == NEUTRAL_FRAMES
+    assert np.allclose(follow.offset(g), 0.0)
+    side, _ = _eyes(0.62)
+    off = follow.offset(follow.observe(side, lmk))
+    assert off[0] == pytest.approx(0.12 - DEADBAND, abs=0.04)
+    assert follow.offset(np.array([np.nan, np.nan])) is off  # eyes closed: the last gaze is held
+    far = follow.offset(follow.neutral + np.array([0.6, 0.6]))
+    assert np.allclose(far, MAX_SHIFT)  # clamped
+    assert follow.offset(follow.neutral + np.array([0.0, 0.1]))[1] == pytest.approx((0.1 - DEADBAND) * VERTICAL)
+
+
+def test_frame_step_reads_the_drivers_gaze_only_when_asked(micro_warp_model, astronaut_png) -> None:
+    from talkinghead.inference.animate import AnimateOptions, Animator, FrameStep
+
+    anim = Animator(micro_warp_model, device="cpu")
+    anim.set_source([astronaut_png], progress=False)
+    frame, lmk = _eyes(0.6)
+    on = FrameStep(anim, AnimateOptions(progress=False, driver_mouth=False))
+    parts = on.parts(lmk, frame)
+    assert parts is not None and parts.mouth is None and parts.gaze[0] == pytest.approx(0.6, abs=0.04)
+    assert on.parts(None, frame).gaze is None  # no face: nothing read (the output holds its last gaze)
+    assert on.output([anim.sources[0].landmarks], [None], [parts])[0].shape[-1] == 3
+    off = FrameStep(anim, AnimateOptions(progress=False, driver_mouth=False, driver_gaze=False))
+    assert off.parts(lmk, frame) is None
