@@ -29,7 +29,7 @@ import numpy as np
 from talkinghead.config import TrackerConfig
 from talkinghead.faces.track import FaceTracker
 from talkinghead.inference.animate import AnimateOptions, Animator
-from talkinghead.inference.gaze import conjugate, iris_positions
+from talkinghead.inference.gaze import GazeFollower
 from talkinghead.io import read_video
 from talkinghead.io.video import VideoWriter
 
@@ -44,14 +44,16 @@ def source_path(name: str) -> Path:
     return sorted(p.iterdir())[0] if p.is_dir() else p
 
 
-def gazes(frames: list[np.ndarray], fps: float) -> np.ndarray:
-    """Per frame, the two eyes' mean ``(u, v)`` (NaN: no face, eyes closed or unreadable)."""
+def gazes(frames: list[np.ndarray], fps: float) -> tuple[np.ndarray, GazeFollower]:
+    """Per frame, the two eyes' mean ``(u, v)`` (NaN: no face, eyes closed or unreadable), and the follower that
+    read them (its jitter)."""
     tracker = FaceTracker(TrackerConfig(), fps=fps)
+    follower = GazeFollower()
     out = []
     for f in frames:
         lmk = tracker.update(f).landmarks
-        out.append(np.full(2, np.nan) if lmk is None else conjugate(iris_positions(f, lmk)))
-    return np.stack(out)
+        out.append(np.full(2, np.nan) if lmk is None else follower.observe(f, lmk))
+    return np.stack(out), follower
 
 
 def follow(driver: np.ndarray, output: np.ndarray) -> tuple[float, float, int]:
@@ -75,11 +77,16 @@ def main() -> None:
     args = ap.parse_args()
     drivers = args.driving or [sorted((CORPUS / "videos" / d).glob("*.mp4"))[0] for d in DRIVERS]
     clips = {d: read_video(d, max_frames=args.frames) for d in drivers}
-    driver_gaze = {d: gazes(frames, info.fps) for d, (frames, info) in clips.items()}
-    for d, g in driver_gaze.items():
+    driver_gaze = {}
+    for d, (frames, info) in clips.items():
+        g, follower = gazes(frames, info.fps)
+        driver_gaze[d] = g
         u = g[np.isfinite(g[:, 0]), 0]
-        print(f"{d.parent.name:28s} gaze read in {len(u)}/{len(g)} frames; horizontal: std {u.std():.3f}, "
-              f"5-95 % {np.percentile(u, 5):.2f}-{np.percentile(u, 95):.2f} eye widths")
+        spread = (f"horizontal: std {u.std():.3f}, 5-95 % {np.percentile(u, 5):.2f}-{np.percentile(u, 95):.2f} "
+                  "eye widths") if len(u) else "no reading"
+        jitter = float(np.median(follower.steps)) if follower.steps else float("nan")
+        print(f"{d.parent.name:28s} gaze read in {len(u)}/{len(g)} frames; {spread}; jitter {jitter:.3f} "
+              f"({'followed' if follower.reliable else 'not followed'})")
     if args.drivers_only:
         return
     anim = Animator(args.model, device="cpu")
@@ -100,7 +107,7 @@ def main() -> None:
                     anim.animate(written[d], out, AnimateOptions(progress=False, driver_gaze=on, watermark=False,
                                                                  credentials=False))
                     frames, info = read_video(out)
-                    r, slope, n = follow(driver_gaze[d], gazes(frames, info.fps))
+                    r, slope, n = follow(driver_gaze[d], gazes(frames, info.fps)[0])
                     scores[on].append((r, slope))
                     line.append(f"{'on' if on else 'off'}: r {r:+.2f} slope {slope:+.2f} ({n} frames)")
                 print(f"{Path(name).name:22s} × {d.parent.name:22s} " + " | ".join(line), flush=True)

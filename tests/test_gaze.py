@@ -12,6 +12,7 @@ from talkinghead.inference.gaze import (
     NEUTRAL_FRAMES,
     VERTICAL,
     GazeFollower,
+    conjugate,
     iris_positions,
     move_irises,
 )
@@ -91,3 +92,24 @@ def test_frame_step_reads_the_drivers_gaze_only_when_asked(micro_warp_model, ast
     assert on.output([anim.sources[0].landmarks], [None], [parts])[0].shape[-1] == 3
     off = FrameStep(anim, AnimateOptions(progress=False, driver_mouth=False, driver_gaze=False))
     assert off.parts(lmk, frame) is None
+
+
+def test_unsteady_or_rare_readings_are_not_followed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Glasses that reflect (lp_d12: readings jumping 0.07 eye widths a frame, the two eyes 0.23-correlated) would
+    make the irises dart about: such a driver keeps the photo's gaze."""
+    from talkinghead.inference import gaze
+
+    assert np.isnan(conjugate(np.array([[0.3, 0.0], [0.6, 0.0]]))).all()  # the eyes disagree: no reading
+    assert conjugate(np.array([[0.5, 0.0], [0.56, 0.02]])) == pytest.approx([0.53, 0.01])
+    frame, lmk = _eyes(0.5)
+    rng = np.random.default_rng(0)
+    for readings, followed in ((0.5 + rng.uniform(-0.2, 0.2, 60), False), (0.5 + rng.normal(0, 0.005, 60), True),
+                               ([0.5 if i % 5 == 0 else np.nan for i in range(60)], False)):
+        follow = GazeFollower()
+        feed = iter(readings)
+        monkeypatch.setattr(gaze, "iris_positions", lambda *_: np.array([[next(feed), 0.0]] * 2))
+        for _ in range(60):
+            follow.observe(frame, lmk)
+        assert follow.reliable is followed
+        off = follow.offset(np.array([0.7, 0.0]))
+        assert bool(off[0] > 0.1) is followed

@@ -4,10 +4,11 @@ The 68 landmarks outline the lids but say nothing of where the eyes look, so a l
 photo's gaze fixed while the driver looks about. Each eye's iris is found as the centroid of the darkest pixels
 between its lids (:func:`iris_positions`: in the eye's own frame, ``u`` from the outer-left corner to the other
 corner, ``v`` across, both in eye widths). The driver's gaze is taken relative to where it usually looks
-(:class:`GazeFollower`: the median of its first :data:`NEUTRAL_FRAMES` observations), and the output's irises are
-slid by that much along and across their eyes (:func:`move_irises`): a one-dimensional stretch of the eye between
-its corners, so the corners stay, nothing is pulled in from outside the lids, and the white on one side is
-squeezed as it is stretched on the other. Where the driver's eyes are closed the last gaze is held.
+(:class:`GazeFollower`: the median of its first :data:`NEUTRAL_FRAMES` readings; a driver whose readings jitter
+or are rare is not followed), and the output's irises are slid by that much along and across their eyes
+(:func:`move_irises`): a one-dimensional stretch of the eye between its corners, so the corners stay, nothing is
+pulled in from outside the lids, and the white on one side is squeezed as it is stretched on the other. Where the
+driver's eyes are closed, or the two eyes' readings disagree, the last gaze is held.
 """
 
 from __future__ import annotations
@@ -25,6 +26,13 @@ MIN_WIDTH = 8.0
 """Eyes narrower than this (pixels) are too small to read a gaze from."""
 NEUTRAL_FRAMES = 50
 """The driver's usual gaze: the median over its first this many frames with open eyes (2 s at 25 fps)."""
+AGREE = (0.12, 0.08)
+"""The most the two eyes' readings ``(u, v)`` may differ for a gaze to be read from them."""
+MAX_JITTER = 0.035
+"""A driver whose horizontal gaze readings jump by more than this from frame to frame (the median over its first
+:data:`NEUTRAL_FRAMES`) is not followed: its eyes are too small, or behind reflecting glasses, to be read."""
+MIN_READ = 0.3
+"""Nor is one whose gaze is read in fewer than this share of its first frames with a face (from the 25th on)."""
 DEADBAND = 0.03
 """Gaze changes smaller than this (eye widths) are the detector's noise, and left out."""
 MAX_SHIFT = (0.25, 0.08)
@@ -105,9 +113,11 @@ def iris_positions(image: np.ndarray, lmk: np.ndarray) -> np.ndarray:
 
 
 def conjugate(positions: np.ndarray) -> np.ndarray:
-    """The two eyes' mean ``(u, v)`` (the one open eye's during a wink); NaN when neither was read."""
-    ok = np.isfinite(positions).all(1)
-    return positions[ok].mean(0) if ok.any() else np.full(2, np.nan)
+    """The two eyes' mean ``(u, v)``; NaN unless both were read and agree (within :data:`AGREE`): eyes move
+    together, so two readings far apart mean at least one is wrong (a reflection on glasses, a lash line)."""
+    if not np.isfinite(positions).all() or np.any(np.abs(positions[0] - positions[1]) > AGREE):
+        return np.full(2, np.nan)
+    return positions.mean(0)
 
 
 class GazeFollower:
@@ -115,23 +125,43 @@ class GazeFollower:
 
     def __init__(self) -> None:
         self.seen: list[np.ndarray] = []
+        self.steps: list[float] = []
+        """Frame-to-frame changes of the horizontal reading among the first observations (its jitter)."""
+        self._previous: np.ndarray | None = None
+        self.tried = 0
+        """Frames with a face observed until the neutral was complete."""
         self.last = np.zeros(2)
 
     @property
     def neutral(self) -> np.ndarray | None:
         return np.median(np.stack(self.seen), 0) if self.seen else None
 
+    @property
+    def reliable(self) -> bool:
+        """Whether the readings are steady enough to follow (:data:`MAX_JITTER`; undecided counts as steady)."""
+        if self.tried >= 25 and len(self.seen) < MIN_READ * self.tried:
+            return False
+        return len(self.steps) < 5 or float(np.median(self.steps)) <= MAX_JITTER
+
     def observe(self, frame: np.ndarray, lmk: np.ndarray) -> np.ndarray:
         """A driving frame's gaze ``(u, v)`` (NaN: closed eyes or unreadable), counted towards the neutral."""
         g = conjugate(iris_positions(frame, lmk))
-        if np.isfinite(g).all() and len(self.seen) < NEUTRAL_FRAMES:
-            self.seen.append(g)
+        if len(self.seen) < NEUTRAL_FRAMES:
+            self.tried += 1
+            if np.isfinite(g).all():
+                self.seen.append(g)
+                if self._previous is not None:
+                    self.steps.append(float(abs(g[0] - self._previous[0])))
+            self._previous = g if np.isfinite(g).all() else None
         return g
 
     def offset(self, gaze: np.ndarray | None) -> np.ndarray:
         """How far ``gaze`` (from :meth:`observe`) looks from the neutral ``(du, dv)``, eye widths; a frame with
-        the eyes closed (NaN) or none (None) keeps the last offset."""
+        the eyes closed or unread (NaN) or none (None) keeps the last offset; an unsteady driver gives none."""
         neutral = self.neutral
+        if not self.reliable:
+            self.last = np.zeros(2)
+            return self.last
         if gaze is None or neutral is None or not np.isfinite(gaze).all():
             return self.last
         d = gaze - neutral
