@@ -6,8 +6,9 @@ irises by the driver's gaze relative to where it usually looks.
 
 For every photo × driving clip, the clip's frames animate the photo through :meth:`Animator.animate` (the product's
 path: H.264 written and read back) with the option off and on; the written frames are tracked again and each eye's
-iris found the same way on them as on the driver (:func:`~talkinghead.inference.gaze.iris_positions`). Per pair,
-over the frames where both gazes were read: Pearson r of the output's horizontal gaze (relative to its median)
+iris found the same way on them as on the driver (:func:`~talkinghead.inference.gaze.iris_positions`; on the
+output the two eyes' mean wherever both are read, on the driver the gaze the product follows). Per pair, over the
+frames where both gazes were read: Pearson r of the output's horizontal gaze (relative to its median)
 against the driver's, and the slope of the output's on the driver's (1: the iris moves as far, in eye widths).
 
     .venv/bin/python benchmarks/gaze_follow.py [--frames 250] [--portraits NAME ...] [--driving VIDEO ...]
@@ -29,7 +30,7 @@ import numpy as np
 from talkinghead.config import TrackerConfig
 from talkinghead.faces.track import FaceTracker
 from talkinghead.inference.animate import AnimateOptions, Animator
-from talkinghead.inference.gaze import GazeFollower
+from talkinghead.inference.gaze import GazeFollower, iris_positions
 from talkinghead.io import read_video
 from talkinghead.io.video import VideoWriter
 
@@ -44,16 +45,17 @@ def source_path(name: str) -> Path:
     return sorted(p.iterdir())[0] if p.is_dir() else p
 
 
-def gazes(frames: list[np.ndarray], fps: float) -> tuple[np.ndarray, GazeFollower]:
-    """Per frame, the two eyes' mean ``(u, v)`` (NaN: no face, eyes closed or unreadable), and the follower that
-    read them (its jitter)."""
+def gazes(frames: list[np.ndarray], fps: float) -> tuple[np.ndarray, np.ndarray, GazeFollower]:
+    """Per frame, the gaze ``(u, v)`` the product reads (both eyes read and agreeing) and the two eyes' plain mean
+    (both read; the measure on the output), NaN where there is none; and the follower that read them."""
     tracker = FaceTracker(TrackerConfig(), fps=fps)
     follower = GazeFollower()
-    out = []
+    read, plain = [], []
     for f in frames:
         lmk = tracker.update(f).landmarks
-        out.append(np.full(2, np.nan) if lmk is None else follower.observe(f, lmk))
-    return np.stack(out), follower
+        read.append(np.full(2, np.nan) if lmk is None else follower.observe(f, lmk))
+        plain.append(np.full(2, np.nan) if lmk is None else iris_positions(f, lmk).mean(0))
+    return np.stack(read), np.stack(plain), follower
 
 
 def follow(driver: np.ndarray, output: np.ndarray) -> tuple[float, float, int]:
@@ -79,7 +81,7 @@ def main() -> None:
     clips = {d: read_video(d, max_frames=args.frames) for d in drivers}
     driver_gaze = {}
     for d, (frames, info) in clips.items():
-        g, follower = gazes(frames, info.fps)
+        g, _, follower = gazes(frames, info.fps)
         driver_gaze[d] = g
         u = g[np.isfinite(g[:, 0]), 0]
         spread = (f"horizontal: std {u.std():.3f}, 5-95 % {np.percentile(u, 5):.2f}-{np.percentile(u, 95):.2f} "
@@ -107,7 +109,7 @@ def main() -> None:
                     anim.animate(written[d], out, AnimateOptions(progress=False, driver_gaze=on, watermark=False,
                                                                  credentials=False))
                     frames, info = read_video(out)
-                    r, slope, n = follow(driver_gaze[d], gazes(frames, info.fps)[0])
+                    r, slope, n = follow(driver_gaze[d], gazes(frames, info.fps)[1])
                     scores[on].append((r, slope))
                     line.append(f"{'on' if on else 'off'}: r {r:+.2f} slope {slope:+.2f} ({n} frames)")
                 print(f"{Path(name).name:22s} × {d.parent.name:22s} " + " | ".join(line), flush=True)

@@ -55,7 +55,7 @@ def _eye_frame(lmk: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return c0, ex, np.array([-ex[1], ex[0]]), w
 
 
-def eye_opening(lmk: np.ndarray, idx: np.ndarray) -> float:
+def _lid_gap(lmk: np.ndarray, idx: np.ndarray) -> float:
     """Mean lid distance over the eye's width."""
     p = lmk[idx].astype(np.float64)
     w = float(np.hypot(*(p[3] - p[0])))
@@ -68,7 +68,7 @@ def iris_position(gray: np.ndarray, lmk: np.ndarray, idx: np.ndarray, n: int = 3
     The eye is resampled onto an ``n × n/2`` grid in its own frame and the pixels between the lids darker than
     their 35th percentile are weighted by how much darker."""
     c0, ex, ey, w = _eye_frame(lmk, idx)
-    if w < MIN_WIDTH or eye_opening(lmk, idx) < MIN_OPEN:
+    if w < MIN_WIDTH or _lid_gap(lmk, idx) < MIN_OPEN:
         return np.full(2, np.nan)
     us = np.linspace(0.0, 1.0, n)
     vs = np.linspace(-0.35, 0.35, n // 2)
@@ -194,7 +194,7 @@ def move_irises(face: np.ndarray, lmk: np.ndarray, offset: Sequence[float] | np.
     h, w_img = face.shape[:2]
     for idx in EYES:
         c0, ex, ey, w = _eye_frame(lmk, idx)
-        if w < MIN_WIDTH or eye_opening(lmk, idx) < MIN_OPEN:
+        if w < MIN_WIDTH or _lid_gap(lmk, idx) < MIN_OPEN:
             continue
         found = iris_position(gray, local, idx)
         uc = float(found[0]) if np.isfinite(found).all() else 0.5
