@@ -13,6 +13,11 @@ against the driver's, and the slope of the output's on the driver's (1: the iris
 
     .venv/bin/python benchmarks/gaze_follow.py [--frames 250] [--portraits NAME ...] [--driving VIDEO ...]
     .venv/bin/python benchmarks/gaze_follow.py --drivers-only      # how much each clip's gaze moves
+    .venv/bin/python benchmarks/gaze_follow.py --stability --driving VIDEO ...   # jitter added around the eyes
+
+``--stability``: the mean absolute frame-to-frame change (0-255) of the output around the first photo's eyes
+(the box of its eye landmarks, 10 px out), without and with the option: on drivers who look straight ahead it
+shows whether the irises jitter.
 
 Defaults: four portraits and two paintings of ``../shared/corpus/images`` and three LivePortrait driving clips in
 which the eyes look about most (``lp_d14``, ``lp_d11``, ``lp_d10``: ``--drivers-only``; the gaze is not learnt
@@ -69,6 +74,22 @@ def follow(driver: np.ndarray, output: np.ndarray) -> tuple[float, float, int]:
     return r, float((d * o).sum() / max((d * d).sum(), 1e-9)), int(ok.sum())
 
 
+def stability(anim: Animator, photo: Path, drivers: list[Path], frames: int) -> None:
+    anim.set_source([photo], progress=False)
+    eyes = anim.sources[0].landmarks[36:48]
+    (x0, y0), (x1, y1) = (eyes.min(0) - 10).astype(int), (eyes.max(0) + 10).astype(int)
+    with tempfile.TemporaryDirectory() as tmp:
+        for d in drivers:
+            change = []
+            for on in (False, True):
+                out = Path(tmp) / "out.mp4"
+                anim.animate(d, out, AnimateOptions(progress=False, driver_gaze=on, watermark=False, credentials=False))
+                images = np.stack(read_video(out, max_frames=frames)[0])[:, y0:y1, x0:x1].astype(np.float32)
+                change.append(float(np.abs(np.diff(images, axis=0)).mean()))
+            print(f"{photo.parent.name} × {d.parent.name}: frame-to-frame change around the eyes {change[0]:.2f} "
+                  f"without, {change[1]:.2f} with")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--portraits", nargs="+", default=SOURCES)
@@ -76,6 +97,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=250)
     ap.add_argument("--model", default=None)
     ap.add_argument("--drivers-only", action="store_true")
+    ap.add_argument("--stability", action="store_true")
     args = ap.parse_args()
     drivers = args.driving or [sorted((CORPUS / "videos" / d).glob("*.mp4"))[0] for d in DRIVERS]
     clips = {d: read_video(d, max_frames=args.frames) for d in drivers}
@@ -92,6 +114,9 @@ def main() -> None:
     if args.drivers_only:
         return
     anim = Animator(args.model, device="cpu")
+    if args.stability:
+        stability(anim, source_path(args.portraits[0]), drivers, args.frames)
+        return
     scores: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
     with tempfile.TemporaryDirectory() as tmp:
         written: dict[Path, Path] = {}
