@@ -418,14 +418,14 @@ class FrameStep:
         """A driving stream's ``(landmarks, frame)`` items with each one's :meth:`parts`, after choosing the
         reference among its first :data:`REFERENCE_SECONDS` (relative motion with ``reference="auto"``; otherwise
         nothing is read ahead)."""
-        with_mouths = ((lmk, frame, self.parts(lmk, frame)) for lmk, frame in items)
+        with_parts = ((lmk, frame, self.parts(lmk, frame)) for lmk, frame in items)
         if not (self.opt.relative and self.opt.reference == "auto"):
-            return with_mouths
+            return with_parts
         # only the side-by-side view needs the driving frames (a 4K clip's 2 s of frames are gigabytes)
         ahead = [(lmk, frame if self.opt.side_by_side else None, mouth)
-                 for lmk, frame, mouth in islice(with_mouths, max(1, round(REFERENCE_SECONDS * fps)))]
+                 for lmk, frame, mouth in islice(with_parts, max(1, round(REFERENCE_SECONDS * fps)))]
         self.choose_reference([lmk for lmk, _, _ in ahead])
-        return chain(ahead, with_mouths)
+        return chain(ahead, with_parts)
 
     def parts(self, lmk: np.ndarray | None, frame: np.ndarray | None) -> DriverParts | None:
         """What the output takes from one driving frame itself besides its landmarks (None: nothing, or no frame):
