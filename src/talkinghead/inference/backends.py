@@ -10,6 +10,7 @@ backend. Images are ``(N, 3, S, S) float32`` in [-1, 1]; ê is ``(embed_dim,)``,
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -217,7 +218,9 @@ def _export(module: torch.nn.Module, args: tuple[torch.Tensor, ...], names: list
 
     outputs = outputs or ["output"]
     axes = axes or {n: {0: "batch"} for n in [*names, *outputs]}
-    with atomic_path(out, suffix=".onnx") as tmp:
+    with atomic_path(out, suffix=".onnx") as tmp, warnings.catch_warnings():
+        # the tracer's notes on shape checks that are constant for this model are for developers, not users
+        warnings.simplefilter("ignore")
         torch.onnx.export(module, args, str(tmp), input_names=names, output_names=outputs, dynamic_axes=axes,
                           opset_version=17, dynamo=False)
 
