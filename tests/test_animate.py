@@ -229,6 +229,18 @@ def test_outputs_are_marked_and_verify_exit_codes(micro_model: Path, astronaut_p
     bad.write_bytes(b"\x00" * 100)
     r = run("verify", str(marked), str(bad))
     assert r.returncode == 2 and r.stderr.count("\n") == 1
+    # a folder is its images and videos: two marked frames saved as PNG, and a folder with none
+    from talkinghead.io import read_video, write_image
+
+    frames = tmp_path / "frames"
+    for i, f in enumerate(read_video(marked, max_frames=2)[0]):
+        write_image(frames / f"{i:06d}.png", f)
+    (frames / "notes.txt").write_text("not a frame")
+    r = run("verify", str(frames))
+    assert r.returncode == 0 and r.stdout.count("SYNTHETIC") == 2, r.stdout + r.stderr
+    (tmp_path / "empty").mkdir()
+    r = run("verify", str(tmp_path / "empty"))
+    assert r.returncode == 2 and "no image or video" in r.stderr
 
 
 def test_demo_driving_track_has_no_cut() -> None:

@@ -255,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="check whether videos or images are marked synthetic (C2PA manifest, watermark)",
                        description="Reads each file's C2PA manifest (Content Credentials) and talkinghead's "
                                    "watermark. Exit code: 0 all marked, 1 some not marked, 2 some unreadable.")
-    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("files", nargs="+", metavar="FILE", help="videos, images, or folders of them (e.g. --frames DIR)")
     p.add_argument("--json", action="store_true", help="one JSON object per file, with everything found")
 
     p = sub.add_parser("live", help="animate a portrait in real time from a camera (or a video played like one)",
@@ -499,13 +499,34 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verify_targets(paths: list[str]) -> list[str | InputError]:
+    """The files to check: each file as given, each folder's images and videos (sorted; not its subfolders)."""
+    from talkinghead.io.images import IMAGE_EXTENSIONS
+    from talkinghead.io.video import VIDEO_EXTENSIONS
+
+    out: list[str | InputError] = []
+    for path in paths:
+        p = Path(path)
+        if not p.is_dir():
+            out.append(path)
+            continue
+        media = sorted(str(f) for f in p.iterdir() if f.is_file() and not f.name.startswith(".")
+                       and f.suffix.lower() in {*IMAGE_EXTENSIONS, *VIDEO_EXTENSIONS, ".gif"})
+        out.extend(media or [InputError(f"{path}: a folder with no image or video to check")])
+    return out
+
+
 def _cmd_verify(args: argparse.Namespace) -> int:
     import json
 
     from talkinghead.provenance.verify import verify_file
 
     worst = 0
-    for path in args.files:
+    for path in _verify_targets(args.files):
+        if isinstance(path, InputError):
+            print(f"talkinghead: error: {path}", file=sys.stderr)
+            worst = 2
+            continue
         try:
             r = verify_file(path)
         except InputError as exc:
