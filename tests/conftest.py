@@ -15,16 +15,19 @@ from talkinghead.io.video import VideoWriter
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 
 
-def write_tone(path: Path, seconds: float, rate: int = 16000, freq: float = 440.0) -> Path:
-    """A mono AAC sine tone in an .m4a file."""
+def write_tone(path: Path, seconds: float, rate: int = 16000, freq: float = 440.0, codec: str = "aac",
+               fmt: str = "fltp") -> Path:
+    """A mono sine tone (by default AAC in an .m4a file; ``codec`` and its sample format ``fmt``, ``fltp`` or
+    ``s16``, for others: libmp3lame, libopus, flac, pcm_s16le)."""
     with av.open(str(path), "w") as c:
-        s = c.add_stream("aac", rate=rate)
+        s = c.add_stream(codec, rate=rate)
         s.layout = "mono"
         n = int(seconds * rate)
         t = np.arange(n) / rate
-        wave = (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32)[None]
+        wave = 0.3 * np.sin(2 * np.pi * freq * t)
+        wave = (wave.astype(np.float32) if fmt == "fltp" else (wave * 32767).astype(np.int16))[None]
         for i in range(0, n, 1024):
-            f = av.AudioFrame.from_ndarray(np.ascontiguousarray(wave[:, i : i + 1024]), format="fltp", layout="mono")
+            f = av.AudioFrame.from_ndarray(np.ascontiguousarray(wave[:, i : i + 1024]), format=fmt, layout="mono")
             f.sample_rate = rate
             f.pts = i
             for p in s.encode(f):

@@ -34,23 +34,6 @@ def test_write_read_roundtrip_with_audio(tmp_path: Path) -> None:
     assert err < 6  # H.264 at crf 18 on a smooth pattern
 
 
-def _audio_file(path: Path, codec: str, rate: int, fmt: str) -> Path:
-    """One second of a 300 Hz tone in the given codec (as a user's mp3, opus, flac or wav would be)."""
-    t = np.arange(rate) / rate
-    wave = 0.3 * np.sin(2 * np.pi * 300 * t)
-    data = wave.astype(np.float32)[None] if fmt == "fltp" else (wave * 32767).astype(np.int16)[None]
-    with av.open(str(path), "w") as c:
-        s = c.add_stream(codec, rate=rate)
-        s.layout = "mono"
-        f = av.AudioFrame.from_ndarray(np.ascontiguousarray(data), format=fmt, layout="mono")
-        f.sample_rate = rate
-        for p in s.encode(f):
-            c.mux(p)
-        for p in s.encode(None):
-            c.mux(p)
-    return path
-
-
 @pytest.mark.parametrize(
     "name,codec,rate,fmt",
     [("a.mp3", "libmp3lame", 44100, "fltp"), ("a.opus", "libopus", 48000, "s16"), ("a.flac", "flac", 22050, "s16"),
@@ -58,7 +41,7 @@ def _audio_file(path: Path, codec: str, rate: int, fmt: str) -> Path:
 )
 def test_sound_track_from_common_audio_files(tmp_path: Path, name: str, codec: str, rate: int, fmt: str) -> None:
     # an mp3's decoder counts time in 1/14112000 s; the writer once muxed its frames with that time base and failed
-    src = _audio_file(tmp_path / name, codec, rate, fmt)
+    src = write_tone(tmp_path / name, 1.0, rate=rate, freq=300.0, codec=codec, fmt=fmt)
     out = write_frames(tmp_path / "v.mp4", _moving(20), fps=25.0, audio=src)
     with av.open(str(out)) as c:
         a = c.streams.audio[0]

@@ -61,6 +61,17 @@ def compose_layers(layers: RenderLayers, sources: list[np.ndarray]) -> list[np.n
     return out
 
 
+def polygon_mask(points: np.ndarray, shape: int | tuple[int, int], soften: float) -> np.ndarray:
+    """Anti-aliased filled polygon (``points`` in pixels) on a ``shape`` (``size`` or ``(h, w)``) ``float32``
+    canvas in [0, 1], drawn at 4x and area-averaged, its edge blurred by ``soften`` pixels (at least 0.5)."""
+    h, w = (shape, shape) if isinstance(shape, int) else shape
+    sup = 4
+    mask = np.zeros((h * sup, w * sup), np.uint8)
+    cv2.fillPoly(mask, [np.round((points + 0.5) * sup - 0.5).astype(np.int32)], 255, lineType=cv2.LINE_AA)
+    m = cv2.resize(mask, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+    return cv2.GaussianBlur(m, (0, 0), max(0.5, soften))
+
+
 def face_mask(landmarks: np.ndarray, size: int, feather: float = 0.06) -> np.ndarray:
     """Soft mask ``(size, size) float32`` in [0, 1] covering the face and forehead of crop-pixel ``landmarks``
     (any number of landmark sets stacked: the union is covered), feathered by ``feather`` x size."""

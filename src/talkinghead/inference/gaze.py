@@ -18,6 +18,8 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from talkinghead.inference.compose import polygon_mask
+
 EYES = (np.arange(36, 42), np.arange(42, 48))
 """iBUG 68 eye contours: corners at positions 0 and 3, upper lid 1-2, lower lid 4-5."""
 MIN_OPEN = 0.16
@@ -174,13 +176,8 @@ class GazeFollower:
 def _eye_mask(points: np.ndarray, ey: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """The eye's opening between its lash lines (its polygon narrowed across the eye to :data:`LID_MARGIN`),
     anti-aliased and softened by a pixel, ``float32`` in [0, 1]."""
-    sup = 4
     across = (points - points.mean(0)) @ ey
-    inner = points - np.outer(across * (1 - LID_MARGIN), ey)
-    mask = np.zeros((shape[0] * sup, shape[1] * sup), np.uint8)
-    cv2.fillPoly(mask, [np.round((inner + 0.5) * sup - 0.5).astype(np.int32)], 255, lineType=cv2.LINE_AA)
-    m = cv2.resize(mask, (shape[1], shape[0]), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
-    return cv2.GaussianBlur(m, (0, 0), 0.7)
+    return polygon_mask(points - np.outer(across * (1 - LID_MARGIN), ey), shape, 0.7)
 
 
 def move_irises(face: np.ndarray, lmk: np.ndarray, offset: Sequence[float] | np.ndarray) -> np.ndarray:

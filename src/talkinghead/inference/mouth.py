@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from talkinghead.faces.measures import interocular, mouth_opening
+from talkinghead.inference.compose import polygon_mask
 
 INNER = np.arange(60, 68)
 """Inner-lip landmarks (iBUG 68): 60 and 64 are the mouth's inner corners."""
@@ -105,15 +106,6 @@ def relight(rgb: np.ndarray, driver_skin: np.ndarray, photo_skin: np.ndarray) ->
     return out
 
 
-def _polygon_mask(points: np.ndarray, size: int, soften: float) -> np.ndarray:
-    """Anti-aliased filled polygon ``(size, size) float32`` in [0, 1], its edge blurred by ``soften`` pixels."""
-    sup = 4
-    mask = np.zeros((size * sup, size * sup), np.uint8)
-    cv2.fillPoly(mask, [np.round((points + 0.5) * sup - 0.5).astype(np.int32)], 255, lineType=cv2.LINE_AA)
-    m = cv2.resize(mask, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
-    return cv2.GaussianBlur(m, (0, 0), max(0.5, soften))
-
-
 def insert_mouth(face: np.ndarray, target: np.ndarray, driver: DriverMouth, source: SourceMouth) -> np.ndarray:
     """``face`` ``(S, S, 3) uint8`` with the driver's mouth interior inside ``target``'s inner lips (``(68, 2)``,
     the face's pixels), as far as the target opens beyond ``source.opening``; the face itself when it does not."""
@@ -144,7 +136,7 @@ def insert_mouth(face: np.ndarray, target: np.ndarray, driver: DriverMouth, sour
     centre = inner.mean(0)
     shrunk = centre + (inner - centre) * 0.92 - lo
     soften = 0.012 * float(interocular(target))
-    mask = _polygon_mask(shrunk, max(w, h), soften)[:h, :w, None] * np.float32(amount)
+    mask = polygon_mask(shrunk, max(w, h), soften)[:h, :w, None] * np.float32(amount)
     region = face[lo[1] : hi[1], lo[0] : hi[0]].astype(np.float32)
     out = face.copy()
     out[lo[1] : hi[1], lo[0] : hi[0]] = np.clip(region * (1 - mask) + moved * mask + 0.5, 0, 255).astype(np.uint8)
