@@ -14,10 +14,16 @@ against the driver's, and the slope of the output's on the driver's (1: the iris
     .venv/bin/python benchmarks/gaze_follow.py [--frames 250] [--portraits NAME ...] [--driving VIDEO ...]
     .venv/bin/python benchmarks/gaze_follow.py --drivers-only      # how much each clip's gaze moves
     .venv/bin/python benchmarks/gaze_follow.py --stability --driving VIDEO ...   # jitter added around the eyes
+    .venv/bin/python benchmarks/gaze_follow.py --speak [--seeds 0 1 2]   # speak's glances
 
 ``--stability``: the mean absolute frame-to-frame change (0-255) of the output around the first photo's eyes
 (the box of its eye landmarks, 10 px out), without and with the option: on drivers who look straight ahead it
 shows whether the irises jitter.
+
+``--speak``: ``speak``'s glances (the idle-motion bank's gaze) instead of a driver's. Per photo and ``--seeds``, a
+sentence is said with glances off and on; on the written frames, tracked again: the std of the output's
+horizontal gaze (relative to its median) off and on, r of it against the bank's planned iris shift, and the
+frame-to-frame change around the eyes off and on (no jitter may be added).
 
 Defaults: four portraits and two paintings of ``../shared/corpus/images`` and three LivePortrait driving clips in
 which the eyes look about most (``lp_d14``, ``lp_d11``, ``lp_d10``: ``--drivers-only``; the gaze is not learnt
@@ -90,6 +96,53 @@ def stability(anim: Animator, photo: Path, drivers: list[Path], frames: int) -> 
                   f"without, {change[1]:.2f} with")
 
 
+SENTENCE = ("Hello! I am glad to meet you. Let me tell you a story about a long journey, a small boat and the "
+            "wide blue sea.")
+
+
+def speak_glances(anim: Animator, portraits: list[str], seeds: list[int]) -> None:
+    from talkinghead.inference.gaze import iris_shift
+    from talkinghead.speech.bank import idle_motion
+    from talkinghead.speech.drive import SpeechDriver, load_speech, speak
+
+    with tempfile.TemporaryDirectory() as tmp:
+        speech = load_speech(None, SENTENCE, Path(tmp))
+        stats = []
+        for name in portraits:
+            photo = source_path(name)
+            anim.set_source([photo], progress=False)
+            eyes = anim.sources[0].landmarks[36:48]  # crop pixels (256²)
+            for seed in seeds:
+                driver = SpeechDriver(seed=seed)
+                planned = iris_shift(idle_motion(driver.bank, len(speech.features), speech.fps, seed=seed)[2])[:, 0]
+                row = []
+                for on in (False, True):
+                    out = Path(tmp) / "out.mp4"
+                    speak(anim, out, speech, driver, AnimateOptions(progress=False, driver_gaze=on, watermark=False,
+                                                                    credentials=False))
+                    frames, info = read_video(out)
+                    g = gazes(frames, info.fps)[1][:, 0]
+                    ok = np.isfinite(g)
+                    rel = g[ok] - np.median(g[ok]) if ok.any() else np.zeros(0)
+                    r = float(np.corrcoef(rel, planned[: len(g)][ok])[0, 1]) \
+                        if ok.sum() > 10 and rel.std() > 0 and planned[: len(g)][ok].std() > 0 else float("nan")
+                    k = frames[0].shape[0] / 256
+                    (x0, y0), (x1, y1) = ((eyes.min(0) - 10) * k).astype(int), ((eyes.max(0) + 10) * k).astype(int)
+                    box = np.stack(frames)[:, y0:y1, x0:x1].astype(np.float32)
+                    row.append((float(rel.std()) if len(rel) else float("nan"), r, int(ok.sum()),
+                                float(np.abs(np.diff(box, axis=0)).mean())))
+                stats.append(row)
+                (s0, _, n0, c0), (s1, r1, n1, c1) = row
+                print(f"{Path(name).name:22s} seed {seed}: planned shift std {planned.std():.3f}, |shift| > 0 in "
+                      f"{np.mean(np.abs(planned) > 0):.0%} of frames | output gaze std off {s0:.3f} ({n0} frames), "
+                      f"on {s1:.3f} ({n1}); r with the plan {r1:+.2f} | change around the eyes off {c0:.2f}, "
+                      f"on {c1:.2f}", flush=True)
+        a = np.array([[*off, *on] for off, on in stats], np.float64)
+        print(f"mean over {len(a)}: output gaze std off {np.nanmean(a[:, 0]):.3f}, on {np.nanmean(a[:, 4]):.3f}; "
+              f"r with the plan {np.nanmean(a[:, 5]):+.2f} (off {np.nanmean(a[:, 1]):+.2f}); change around the eyes "
+              f"off {np.nanmean(a[:, 3]):.2f}, on {np.nanmean(a[:, 7]):.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--portraits", nargs="+", default=SOURCES)
@@ -98,7 +151,12 @@ def main() -> None:
     ap.add_argument("--model", default=None)
     ap.add_argument("--drivers-only", action="store_true")
     ap.add_argument("--stability", action="store_true")
+    ap.add_argument("--speak", action="store_true")
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     args = ap.parse_args()
+    if args.speak:
+        speak_glances(Animator(args.model, device="cpu"), args.portraits, args.seeds)
+        return
     drivers = args.driving or [sorted((CORPUS / "videos" / d).glob("*.mp4"))[0] for d in DRIVERS]
     clips = {d: read_video(d, max_frames=args.frames) for d in drivers}
     driver_gaze = {}

@@ -113,3 +113,52 @@ def test_unsteady_or_rare_readings_are_not_followed(monkeypatch: pytest.MonkeyPa
         assert follow.reliable is followed
         off = follow.offset(np.array([0.7, 0.0]))
         assert bool(off[0] > 0.1) is followed
+
+
+def test_a_recorded_clips_gaze_track() -> None:
+    """What the idle-motion bank keeps of a clip's gaze: relative to its usual one, unread frames holding the
+    last reading, and nothing for a clip that would not be followed."""
+    from talkinghead.inference.gaze import gaze_track, iris_shift
+
+    _, lmk = _eyes(0.5)
+    shut_img, shut = _eyes(0.5, opening=4.0)
+    frames = [_eyes(0.5)[0]] * 30 + [_eyes(0.62)[0]] * 10 + [shut_img] * 5 + [_eyes(0.5)[0]] * 15
+    lmks = np.repeat(lmk[None], len(frames), 0)
+    lmks[40:45] = shut
+    track = gaze_track(frames, lmks)
+    assert track.shape == (60, 2)
+    assert np.allclose(track[:30, 0], 0.0, atol=0.02) and np.allclose(track[30:40, 0], 0.12, atol=0.04)
+    assert np.array_equal(track[40:45], np.repeat(track[39:40], 5, 0))  # eyes shut: the last gaze is held
+    assert np.allclose(track[45:, 0], 0.0, atol=0.02)
+    assert np.allclose(iris_shift(track[35]), [track[35, 0] - DEADBAND, 0.0], atol=1e-6)
+    unread = gaze_track([shut_img] * 10, np.repeat(shut[None], 10, 0))
+    assert np.array_equal(unread, np.zeros((10, 2), np.float32))
+
+
+def test_a_landmark_tracks_own_gaze_moves_the_irises(micro_warp_model, astronaut_png, tmp_path) -> None:
+    """``speak``'s path: a landmark track with a gaze slides the output's irises; without one, or with
+    ``driver_gaze`` off, the eyes stay as rendered; nothing outside the eyes changes."""
+    from talkinghead.inference.animate import AnimateOptions, Animator
+    from talkinghead.io.video import read_video
+
+    anim = Animator(micro_warp_model, device="cpu")
+    anim.set_source([astronaut_png], progress=False)
+    lmk = np.repeat(anim.sources[0].landmarks[None], 4, 0)
+    gaze = np.array([[0.0, 0.0], [0.2, 0.0], [-0.2, 0.0], [0.0, 0.0]])
+    opt = AnimateOptions(progress=False, watermark=False, crf=0)
+    videos = {}
+    for name, track, o in (("plain", (lmk, 25.0), opt), ("gaze", (lmk, 25.0, gaze), opt),
+                           ("off", (lmk, 25.0, gaze), AnimateOptions(progress=False, watermark=False, crf=0,
+                                                                      driver_gaze=False))):
+        anim.animate(track, tmp_path / f"{name}.mp4", o)
+        videos[name] = np.stack(read_video(tmp_path / f"{name}.mp4")[0]).astype(np.int16)
+    assert np.array_equal(videos["plain"], videos["off"])
+    diff = np.abs(videos["gaze"] - videos["plain"]).max(-1)  # (frames, H, W)
+    assert diff[[0, 3]].max() <= 2 and diff[1].max() > 30 and diff[2].max() > 30
+    out = anim.sources[0].landmarks * (videos["plain"].shape[1] / 256.0)
+    ys, xs = np.nonzero(diff[1] > 30)
+    eyes = out[36:48]
+    assert xs.min() >= eyes[:, 0].min() - 4 and xs.max() <= eyes[:, 0].max() + 4
+    assert ys.min() >= eyes[:, 1].min() - 6 and ys.max() <= eyes[:, 1].max() + 6
+    with pytest.raises(ValueError, match="gaze"):
+        anim.animate((lmk, 25.0, gaze[:2]), tmp_path / "bad.mp4", opt)

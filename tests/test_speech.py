@@ -319,12 +319,38 @@ def test_head_moves_with_the_bank() -> None:
 
     bank = load_bank()
     assert len(bank) >= 10
-    head, upper = idle_motion(bank, 250, 25.0, seed=3)
-    assert head.shape == (250, 2, 3) and upper.shape == (250, 31, 2)
+    head, upper, gaze = idle_motion(bank, 250, 25.0, seed=3)
+    assert head.shape == (250, 2, 3) and upper.shape == (250, 31, 2) and gaze.shape == (250, 2)
     assert np.ptp(head[:, :, 2], axis=0).max() > 0.02  # the head travels (inter-ocular units)
-    frozen, still = idle_motion(bank, 50, 25.0, amount=0.0)
+    frozen, still, fixed = idle_motion(bank, 50, 25.0, amount=0.0)
     np.testing.assert_allclose(frozen[:, :, :2], np.eye(2)[None].repeat(50, 0), atol=1e-6)
-    assert np.abs(still).max() == 0
+    assert np.abs(still).max() == 0 and np.abs(fixed).max() == 0
+    # the eyes look about: over a minute of motion the irises are sent more than the dead band off centre
+    _, _, minute = idle_motion(bank, 1500, 25.0, seed=0)
+    assert np.abs(minute[:, 0]).max() > 0.1 and 0.05 < np.mean(np.abs(minute[:, 0]) > 0.03) < 0.9
+
+
+def test_bank_files_keep_the_gaze_and_old_ones_load(tmp_path) -> None:
+    from talkinghead.speech.bank import build_bank, load_bank, save_bank
+
+    rng = np.random.default_rng(1)
+    clip = rng.normal(0, 20, (30, 68, 2)).astype(np.float32) + 128
+    gaze = np.zeros((30, 2), np.float32)
+    gaze[10:20, 0] = 0.15
+    gaze[14, 0] = -0.3  # a one-frame misreading: the median filter takes it out, the glance stays
+    bank = build_bank([("a", clip, 25.0, gaze), ("b", clip[:12], 30.0)])
+    assert bank.gaze is not None and bank.gaze.shape == (42, 2)
+    np.testing.assert_allclose(bank.gaze[10:20, 0], 0.15)
+    np.testing.assert_allclose(bank.gaze[:10], 0.0)
+    np.testing.assert_allclose(bank.gaze[30:], 0.0)
+    back = load_bank(save_bank(tmp_path / "bank.npz", bank))
+    np.testing.assert_allclose(back.gaze, bank.gaze, atol=1e-3)
+    with np.load(tmp_path / "bank.npz") as z:
+        np.savez(tmp_path / "old.npz", **{k: z[k] for k in z.files if k != "gaze"})
+    old = load_bank(tmp_path / "old.npz")  # a bank made before gaze was banked: its eyes stay still
+    assert old.gaze is not None and old.gaze.shape == (42, 2) and not old.gaze.any()
+    with pytest.raises(ValueError, match="gaze"):
+        build_bank([("a", clip, 25.0, gaze[:5])])
 
 
 def test_shipped_model_silence_closes_and_vowel_opens_the_mouth() -> None:

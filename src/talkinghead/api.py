@@ -149,7 +149,7 @@ def speak(
     **options: Any,
 ) -> SpeakResult:
     """Photo(s) + speech (an audio file, or ``text`` spoken offline by eSpeak NG) → a talking video with that
-    sound, lip-synced, with real head motion and blinks; ``options`` are :class:`AnimateOptions` fields (the
+    sound, lip-synced, with real head motion, blinks and glances; ``options`` are :class:`AnimateOptions` fields (the
     output is watermarked and signed as ``animate``'s). ``articulation``: scale of the jaw and lip motion (1 fits real
     speakers best: ``benchmarks/lipsync.py``); ``lip_closures``: for ``text``, close the lips on the spoken /p b m/
     (eSpeak NG says when), on top of the audio model's motion."""

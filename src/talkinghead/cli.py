@@ -204,8 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("speak", help="make a portrait say an audio file or a text (lip-synced, with head motion)",
                        description="Audio (any FFmpeg-readable file) or text (spoken offline by eSpeak NG) → the "
                                    "portrait saying it: jaw and lips from the speech model (for text, closed on the "
-                                   "spoken p, b, m), head motion and blinks "
-                                   "from a bank of real motion; the speech is the video's sound track.")
+                                   "spoken p, b, m), head motion, blinks and "
+                                   "glances from a bank of real motion; the speech is the video's sound track.")
     p.add_argument("--source", nargs="+", metavar="PHOTO", help="photo(s) of the person")
     said = p.add_mutually_exclusive_group()
     said.add_argument("--audio", metavar="FILE", help="speech to lip-sync (wav, mp3, m4a, a video's sound, ...)")
@@ -217,8 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list-voices", action="store_true", help="print eSpeak NG's languages and voices and exit")
     p.add_argument("--max-seconds", type=float, default=60.0, help="refuse longer speech (default 60)")
     p.add_argument("--fps", type=float, default=25.0, help="output frame rate (default 25)")
-    p.add_argument("--head-motion", type=float, default=1.0, help="scale of the head motion and blinks (0 = still)")
+    p.add_argument("--head-motion", type=float, default=1.0, help="scale of the head motion, blinks and glances (0 = still, eyes fixed)")
     p.add_argument("--seed", type=int, default=0, help="which real head motion to use (default 0)")
+    p.add_argument("--no-glances", action="store_true",
+                   help="keep the photo's gaze: do not slide its irises as the bank's eyes look about")
     p.add_argument("--articulation", type=float, default=1.0,
                    help="scale of the jaw and lip motion (default 1; 1.5 = livelier, less like real speakers)")
     p.add_argument("--no-lip-closures", action="store_true",
@@ -461,7 +463,8 @@ def _cmd_speak(args: argparse.Namespace) -> int:
                        backend=args.backend, paste_back=args.paste_back, max_side=args.max_side,
                        output_size=args.size, full_resolution=not args.no_full_resolution,
                        watermark=not args.no_watermark, progress=not args.no_progress,
-                       model_file=_model_file(args.model), face_index=args.face_index, **credentials)
+                       model_file=_model_file(args.model), face_index=args.face_index,
+                       driver_gaze=not args.no_glances, **credentials)
     tts = f" (TTS {result.tts_seconds:.1f} s)" if args.text is not None else ""
     print(f"wrote {result.path}: {result.frames} frames at {result.fps:g} fps, {result.audio_seconds:.1f} s of speech; "
           f"{result.seconds:.1f} s of compute{tts}, {result.seconds_per_output_second:.2f} s per second of video")

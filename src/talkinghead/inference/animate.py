@@ -112,7 +112,8 @@ class AnimateOptions:
     track (no frames) leaves the mouth as the model renders it."""
     driver_gaze: bool = True
     """Slide the output's irises as the driving face's eyes look about (:mod:`~talkinghead.inference.gaze`: the 68
-    landmarks carry the lids, not the gaze); a driving landmark track (no frames) leaves the eyes as rendered."""
+    landmarks carry the lids, not the gaze); a driving landmark track (no frames) moves them by its own gaze, if it
+    has one (``speak``'s: the idle-motion bank's), and otherwise leaves the eyes as rendered."""
 
     def __post_init__(self) -> None:
         if self.reference not in REFERENCES:
@@ -156,6 +157,8 @@ class _Driving:
     total: int | None
     audio: Path | None = None
     closers: list = field(default_factory=list)
+    shifts: np.ndarray | None = None
+    """A landmark track's own gaze: per frame, how far the irises slide ``(du, dv)`` (eye widths)."""
 
 
 class Animator:
@@ -257,17 +260,22 @@ class Animator:
         audio = path if reader.info.has_audio else None
         return _Driving(items(), reader.info.fps, reader.info.n_frames or None, audio, [reader.close])
 
-    def _drive_track(self, landmarks: np.ndarray, fps: float) -> _Driving:
+    def _drive_track(self, landmarks: np.ndarray, fps: float, gaze: np.ndarray | None = None) -> _Driving:
         def items() -> Iterator[tuple[np.ndarray | None, np.ndarray | None]]:
             for lmk in landmarks:
                 yield (lmk if np.isfinite(lmk).all() else None), None
 
-        return _Driving(items(), fps, len(landmarks))
+        if gaze is not None and np.shape(gaze) != (len(landmarks), 2):
+            raise ValueError(f"a track's gaze must be ({len(landmarks)}, 2), not {np.shape(gaze)}")
+        return _Driving(items(), fps, len(landmarks), shifts=None if gaze is None else np.asarray(gaze, np.float64))
 
     # -- rendering --------------------------------------------------------------------------------------
-    def animate(self, driving: str | Path | tuple[np.ndarray, float], out: str | Path,
-                options: AnimateOptions | None = None) -> AnimateResult:
-        """Render ``out`` (.mp4) driven by a video file or a landmark track ``(landmarks (T, 68, 2), fps)``."""
+    def animate(self, driving: str | Path | tuple[np.ndarray, float] | tuple[np.ndarray, float, np.ndarray | None],
+                out: str | Path, options: AnimateOptions | None = None) -> AnimateResult:
+        """Render ``out`` (.mp4) driven by a video file or a landmark track ``(landmarks (T, 68, 2), fps)``, or
+        ``(landmarks, fps, gaze)`` with the track's gaze: per frame, how far to slide the irises ``(T, 2)`` (eye
+        widths along and across the eyes, as :func:`~talkinghead.inference.gaze.iris_shift` gives; used unless
+        ``driver_gaze`` is off)."""
         if self.psi is None or not self.sources:
             raise InputError("set a source first (Animator.set_source)")
         opt = options or AnimateOptions()
@@ -329,7 +337,10 @@ class Animator:
             pending.clear()
 
         try:
+            shifts = iter(drv.shifts) if drv.shifts is not None and opt.driver_gaze else None
             for lmk, frame, parts in step.look_ahead(drv.items, drv.fps):
+                if shifts is not None:  # a landmark track's own gaze (tracks have no frames to read one from)
+                    parts = DriverParts(None, None, next(shifts))
                 pending.append((step.target(lmk, frame), frame, parts))
                 if len(pending) >= opt.batch_size:
                     flush()
@@ -372,6 +383,8 @@ class DriverParts:
     gaze: np.ndarray | None
     """Its gaze ``(u, v)`` (:meth:`~talkinghead.inference.gaze.GazeFollower.observe`; None: not read, NaN: eyes
     closed)."""
+    shift: np.ndarray | None = None
+    """How far to slide the output's irises ``(du, dv)``, given (a landmark track's gaze) instead of read."""
 
 
 class FrameStep:
@@ -474,7 +487,9 @@ class FrameStep:
         for face, target, frame, part in zip(faces, targets, frames, parts or [None] * len(targets), strict=True):
             if part is not None:
                 at = (target + 0.5) * (face.shape[0] / CROP_SIZE) - 0.5  # the face's pixels
-                if self.gaze is not None:
+                if part.shift is not None:
+                    face = move_irises(face, at, part.shift)
+                elif self.gaze is not None:
                     face = move_irises(face, at, self.gaze.offset(part.gaze))
                 if part.mouth is not None and self.source_mouth is not None:
                     face = insert_mouth(face, at, part.mouth, self.source_mouth)

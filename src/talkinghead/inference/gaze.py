@@ -13,7 +13,7 @@ driver's eyes are closed, or the two eyes' readings disagree, the last gaze is h
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import cv2
 import numpy as np
@@ -166,11 +166,35 @@ class GazeFollower:
             return self.last
         if gaze is None or neutral is None or not np.isfinite(gaze).all():
             return self.last
-        d = gaze - neutral
-        d = np.sign(d) * np.maximum(np.abs(d) - DEADBAND, 0.0)
-        d[1] *= VERTICAL
-        self.last = np.clip(d, -np.array(MAX_SHIFT), np.array(MAX_SHIFT))
+        self.last = iris_shift(gaze - neutral)
         return self.last
+
+
+def iris_shift(gaze: np.ndarray) -> np.ndarray:
+    """A gaze relative to where the eyes usually look ``(..., 2)`` → how far to slide the output's irises: the
+    detector's noise (:data:`DEADBAND`) left out, the vertical part at :data:`VERTICAL`, at most :data:`MAX_SHIFT`."""
+    d = np.asarray(gaze, np.float64)
+    d = np.sign(d) * np.maximum(np.abs(d) - DEADBAND, 0.0)
+    d = d * np.array([1.0, VERTICAL])
+    return np.clip(d, -np.array(MAX_SHIFT), np.array(MAX_SHIFT))
+
+
+def gaze_track(frames: Iterable[np.ndarray], landmarks: np.ndarray) -> np.ndarray:
+    """A recorded clip's gaze relative to where it usually looks (the median of all its readings), per frame
+    ``(N, 2)`` eye widths: a frame whose gaze is not read (closed eyes, a disagreement) holds the last reading (the
+    first frames take the first one). All zeros for a clip that :class:`GazeFollower` would not follow (unsteady or
+    rare readings) or in which no gaze is read. ``frames``: RGB images whose pixels ``landmarks`` ``(N, 68, 2)``
+    are in."""
+    follower = GazeFollower()
+    readings = np.stack([follower.observe(frame, lmk) for frame, lmk in zip(frames, landmarks, strict=True)])
+    read = np.isfinite(readings).all(1)
+    if not read.any() or not follower.reliable:
+        return np.zeros((len(readings), 2), np.float32)
+    idx = np.where(read, np.arange(len(read)), -1)
+    idx = np.maximum.accumulate(idx)
+    idx[idx < 0] = int(np.argmax(read))  # before the first reading: the first reading
+    held = readings[idx]
+    return (held - np.median(readings[read], 0)).astype(np.float32)
 
 
 def _eye_mask(points: np.ndarray, ey: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

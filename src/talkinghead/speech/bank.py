@@ -1,9 +1,12 @@
-"""A bank of real head motion and blinks, extracted from prepared clips as landmarks only (no frames, no audio).
+"""A bank of real head motion, blinks and gaze, extracted from prepared clips as landmarks and gaze only (no
+frames, no audio).
 
 Per frame of each banked clip: the head's in-plane motion as a similarity in canonical coordinates (relative to
-the clip's median pose) and the displacement of the brows, nose and eyes from the clip's neutral face (blinks,
-brow raises, and what out-of-plane turns do to them). :func:`idle_motion` strings clips together (cross-faded) to
-cover any length at any frame rate, so a speaking portrait's head never freezes.
+the clip's median pose), the displacement of the brows, nose and eyes from the clip's neutral face (blinks,
+brow raises, and what out-of-plane turns do to them), and where the eyes look relative to where they usually
+look (:func:`~talkinghead.inference.gaze.gaze_track`, in eye widths; zeros for a clip whose gaze could not be
+read). :func:`idle_motion` strings clips together (cross-faded) to cover any length at any frame rate, so a
+speaking portrait's head never freezes and its eyes do not stare.
 """
 
 from __future__ import annotations
@@ -30,10 +33,19 @@ class MotionBank:
     fps: np.ndarray
     """``(C,)`` each clip's frame rate."""
     names: list[str]
+    gaze: np.ndarray | None = None
+    """``(F, 2) float32``: the gaze ``(u, v)`` relative to the clip's usual one, eye widths (None: all zeros, as
+    in banks made before gaze was banked)."""
 
-    def clip(self, i: int) -> tuple[np.ndarray, np.ndarray, float]:
+    def __post_init__(self) -> None:
+        if self.gaze is None:
+            self.gaze = np.zeros((len(self.head), 2), np.float32)
+
+    def clip(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """``(head, upper, gaze, fps)`` of clip ``i``."""
         a, b = int(self.starts[i]), int(self.starts[i + 1])
-        return self.head[a:b], self.upper[a:b], float(self.fps[i])
+        assert self.gaze is not None
+        return self.head[a:b], self.upper[a:b], self.gaze[a:b], float(self.fps[i])
 
     def __len__(self) -> int:
         return len(self.names)
@@ -56,18 +68,37 @@ def clip_motion(lmks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(heads, np.float32), upper.astype(np.float32)
 
 
-def build_bank(clips: list[tuple[str, np.ndarray, float]]) -> MotionBank:
-    """Bank from ``(name, landmarks (N, 68, 2), fps)`` per clip."""
-    heads, uppers, starts, fps, names = [], [], [0], [], []
-    for name, lmks, rate in clips:
+GAZE_MEDIAN = 5
+"""Frames of the median filter over a banked clip's gaze: the detector's frame-to-frame noise goes, a glance
+(a step from one fixation to the next) stays."""
+
+
+def smooth_gaze(gaze: np.ndarray, size: int = GAZE_MEDIAN) -> np.ndarray:
+    from scipy.ndimage import median_filter
+
+    if len(gaze) < 2:
+        return np.asarray(gaze, np.float32)
+    return median_filter(np.asarray(gaze, np.float32), size=(min(size, len(gaze)), 1), mode="nearest")
+
+
+def build_bank(clips: list[tuple[str, np.ndarray, float]] | list[tuple[str, np.ndarray, float, np.ndarray]]
+               ) -> MotionBank:
+    """Bank from ``(name, landmarks (N, 68, 2), fps)`` or ``(name, landmarks, fps, gaze (N, 2))`` per clip
+    (``gaze``: :func:`~talkinghead.inference.gaze.gaze_track`, smoothed here; without it, zeros)."""
+    heads, uppers, gazes, starts, fps, names = [], [], [], [0], [], []
+    for name, lmks, rate, *rest in clips:
         h, u = clip_motion(lmks)
         heads.append(h)
         uppers.append(u)
+        gaze = smooth_gaze(rest[0]) if rest else np.zeros((len(h), 2), np.float32)
+        if gaze.shape != (len(h), 2):
+            raise ValueError(f"{name}: gaze {gaze.shape} for {len(h)} frames of landmarks")
+        gazes.append(gaze)
         starts.append(starts[-1] + len(h))
         fps.append(rate)
         names.append(name)
     return MotionBank(np.concatenate(heads), np.concatenate(uppers), np.asarray(starts, np.int64),
-                      np.asarray(fps, np.float32), names)
+                      np.asarray(fps, np.float32), names, np.concatenate(gazes).astype(np.float32))
 
 
 def save_bank(path: str | Path, bank: MotionBank, sources: str = "") -> Path:
@@ -78,7 +109,8 @@ def save_bank(path: str | Path, bank: MotionBank, sources: str = "") -> Path:
     with atomic_path(path, suffix=".npz") as tmp:
         with open(tmp, "wb") as f:
             np.savez_compressed(f, head=bank.head.astype(np.float16), upper=bank.upper.astype(np.float16),
-                                starts=bank.starts, fps=bank.fps, names=np.asarray(bank.names), sources=sources)
+                                gaze=np.asarray(bank.gaze, np.float16), starts=bank.starts, fps=bank.fps,
+                                names=np.asarray(bank.names), sources=sources)
     return path
 
 
@@ -89,44 +121,50 @@ def load_bank(path: str | Path | None = None) -> MotionBank:
         path = asset_path("idle_motion.npz")
     with np.load(path, allow_pickle=False) as z:
         return MotionBank(z["head"].astype(np.float32), z["upper"].astype(np.float32), z["starts"],
-                          z["fps"].astype(np.float32), [str(n) for n in z["names"]])
+                          z["fps"].astype(np.float32), [str(n) for n in z["names"]],
+                          z["gaze"].astype(np.float32) if "gaze" in z.files else None)
 
 
-def _resample(head: np.ndarray, upper: np.ndarray, src_fps: float, fps: float) -> tuple[np.ndarray, np.ndarray]:
-    n = max(2, int(np.floor((len(head) - 1) / src_fps * fps)) + 1)
+def _resample(arrays: tuple[np.ndarray, ...], src_fps: float, fps: float) -> list[np.ndarray]:
+    """Each of ``arrays`` (one clip's per-frame motion, frames first) at ``fps`` instead of ``src_fps``."""
+    m = len(arrays[0])
+    n = max(2, int(np.floor((m - 1) / src_fps * fps)) + 1)
     pos = np.arange(n) * (src_fps / fps)
-    i0 = np.minimum(np.floor(pos).astype(int), len(head) - 1)
-    i1 = np.minimum(i0 + 1, len(head) - 1)
-    w = (pos - i0)[:, None, None]
-    return (1 - w) * head[i0] + w * head[i1], (1 - w) * upper[i0] + w * upper[i1]
+    i0 = np.minimum(np.floor(pos).astype(int), m - 1)
+    i1 = np.minimum(i0 + 1, m - 1)
+    out = []
+    for a in arrays:
+        w = (pos - i0).reshape(-1, *[1] * (a.ndim - 1))
+        out.append((1 - w) * a[i0] + w * a[i1])
+    return out
 
 
 def idle_motion(bank: MotionBank, n_frames: int, fps: float, seed: int = 0,
-                amount: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """``(head (n, 2, 3), upper (n, 31, 2))`` for ``n_frames`` at ``fps``: bank clips in a random order
-    (``seed``), each resampled to ``fps``, cross-faded into the next. ``amount`` scales the motion (0 = frozen)."""
+                amount: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(head (n, 2, 3), upper (n, 31, 2), gaze (n, 2))`` for ``n_frames`` at ``fps``: bank clips in a random
+    order (``seed``), each resampled to ``fps``, cross-faded into the next. ``amount`` scales the motion (0 =
+    frozen head, no blinks, a fixed gaze)."""
     rng = np.random.default_rng(seed)
     fade = max(1, int(round(CROSSFADE_S * fps)))
-    head = np.zeros((0, 2, 3), np.float64)
-    upper = np.zeros((0, len(UPPER_POINTS), 2), np.float64)
+    parts: list[np.ndarray] = [np.zeros((0, 2, 3)), np.zeros((0, len(UPPER_POINTS), 2)), np.zeros((0, 2))]
     order: list[int] = []
-    while len(head) < n_frames:
+    while len(parts[0]) < n_frames:
         if not order:
             order = [int(i) for i in rng.permutation(len(bank))]
-        h, u, rate = bank.clip(order.pop())
-        h, u = _resample(h, u, rate, fps)
-        if len(head) == 0:
-            head, upper = h, u
+        *clip, rate = bank.clip(order.pop())
+        new = _resample(tuple(clip), rate, fps)
+        if len(parts[0]) == 0:
+            parts = new
             continue
-        k = min(fade, len(h) // 2, len(head) // 2)
-        w = np.linspace(0, 1, k + 2)[1:-1, None, None]
-        head[-k:] = (1 - w) * head[-k:] + w * h[:k]
-        upper[-k:] = (1 - w) * upper[-k:] + w * u[:k]
-        head = np.concatenate([head, h[k:]])
-        upper = np.concatenate([upper, u[k:]])
-    head, upper = head[:n_frames], upper[:n_frames]
+        k = min(fade, len(new[0]) // 2, len(parts[0]) // 2)
+        w = np.linspace(0, 1, k + 2)[1:-1]
+        for j, (old, nxt) in enumerate(zip(parts, new)):
+            wj = w.reshape(-1, *[1] * (old.ndim - 1))
+            old[-k:] = (1 - wj) * old[-k:] + wj * nxt[:k]
+            parts[j] = np.concatenate([old, nxt[k:]])
+    head, upper, gaze = (p[:n_frames] for p in parts)
     head = identity_head(n_frames) + amount * (head - identity_head(n_frames))
-    return head.astype(np.float32), (amount * upper).astype(np.float32)
+    return head.astype(np.float32), (amount * upper).astype(np.float32), (amount * gaze).astype(np.float32)
 
 
 def identity_head(n: int) -> np.ndarray:

@@ -3,7 +3,8 @@
 Per output frame, in the source's canonical coordinates (:mod:`.shapes`): the source's own landmarks, plus the
 audio model's jaw and lip displacements, plus the idle-motion bank's brow/eye displacements (blinks); then the
 bank's head motion (a similarity); then back to the source crop's pixels. Every displacement is in units of the
-inter-ocular distance, so the motion has the same size relative to any face. The track drives
+inter-ocular distance, so the motion has the same size relative to any face. The bank's gaze goes with it (how
+far the irises slide, in eye widths, as ``animate`` slides them after a driver's). The track drives
 :meth:`Animator.animate <talkinghead.inference.animate.Animator.animate>` like any landmark track, so the output
 is watermarked and signed exactly as ``animate``'s.
 """
@@ -26,6 +27,7 @@ from talkinghead.data.audio import (
     read_audio,
 )
 from talkinghead.errors import InputError
+from talkinghead.inference.gaze import iris_shift
 from talkinghead.inference.retarget import apply
 from talkinghead.speech.bank import MotionBank, idle_motion, load_bank
 from talkinghead.speech.model import AudioToMotion, load_speech_model
@@ -46,11 +48,14 @@ class SpeechTrack:
     fps: float
     displacements: np.ndarray
     """``(T, 37, 2)`` the audio model's jaw and lip displacements (canonical units)."""
+    gaze: np.ndarray | None = None
+    """``(T, 2)`` how far the irises slide along and across the eyes (eye widths; :func:`~talkinghead.inference.
+    gaze.iris_shift` of the bank's gaze)."""
 
 
 class SpeechDriver:
     """Audio features → landmark tracks. ``head_motion``: scale of the bank's head motion and blinks (0 freezes
-    them); ``articulation``: scale of the mouth motion; ``seed`` picks the bank clips; ``lip_closures``: where
+    them, and the gaze); ``articulation``: scale of the mouth motion; ``seed`` picks the bank clips; ``lip_closures``: where
     the phonemes are known (text spoken by the TTS engine), close the lips on /p b m/ (:mod:`.phonemes`)."""
 
     def __init__(self, model: str | Path | AudioToMotion | None = None, bank: str | Path | MotionBank | None = None,
@@ -74,13 +79,13 @@ class SpeechDriver:
         if phonemes and self.lip_closures:
             disp = apply_closures(disp, canon, opening_direction(self.model, canon), phonemes, fps)
         n = len(disp)
-        head, upper = idle_motion(self.bank, n, fps, seed=self.seed, amount=self.head_motion)
+        head, upper, gaze = idle_motion(self.bank, n, fps, seed=self.seed, amount=self.head_motion)
         shapes = np.repeat(canon[None], n, 0).astype(np.float64)
         shapes[:, SPEECH_POINTS] += disp
         shapes[:, UPPER_POINTS] += upper
         shapes = np.einsum("tij,tpj->tpi", head[:, :, :2], shapes) + head[:, None, :, 2]
         out = apply(from_canon, shapes.reshape(-1, 2)).reshape(n, 68, 2)
-        return SpeechTrack(out.astype(np.float32), fps, disp)
+        return SpeechTrack(out.astype(np.float32), fps, disp, iris_shift(gaze).astype(np.float32))
 
 
 @dataclass
@@ -161,13 +166,13 @@ def speak(anim: Animator, out: str | Path, speech: Speech, driver: SpeechDriver 
     motion = driver.track(anim.sources[0].landmarks, speech.features, speech.fps, speech.phonemes)
     # the track is already in the source's pixels: absolute mode only fits the (near-identity) alignment
     opt = dataclasses.replace(options or AnimateOptions(), relative=False)
-    result = _animate_with_audio(anim, (motion.landmarks, speech.fps), out, opt, speech.path)
+    result = _animate_with_audio(anim, (motion.landmarks, speech.fps, motion.gaze), out, opt, speech.path)
     seconds = speech.seconds + time.perf_counter() - t0
     return SpeakResult(Path(out), result.frames, speech.fps, speech.audio.seconds, seconds, speech.tts_seconds,
                        result)
 
 
-def _animate_with_audio(anim: Animator, track: tuple[np.ndarray, float], out: str | Path, opt: Any,
+def _animate_with_audio(anim: Animator, track: tuple[np.ndarray, float, np.ndarray | None], out: str | Path, opt: Any,
                         audio: Path) -> AnimateResult:
     """``Animator.animate`` on a landmark track with ``audio`` as the output's sound track."""
     return anim.animate(track, out, dataclasses.replace(opt, audio=audio))

@@ -1,5 +1,5 @@
 """``talkinghead train-speech``: fit the audio-to-motion model on a prepared dataset's clips with sound, and
-extract the idle-motion bank from its clips' landmarks.
+extract the idle-motion bank from its clips' landmarks and gaze.
 
 Only the ``train`` split is used (validation identities stay unseen for ``benchmarks/lipsync.py``). Per clip the
 targets are the jaw and lip displacements from the clip's neutral face in canonical units (:mod:`.shapes`).
@@ -25,6 +25,7 @@ from talkinghead.data.audio import loudness
 from talkinghead.data.dataset import PreparedDataset
 from talkinghead.errors import InputError
 from talkinghead.faces.measures import INNER_LIP_PAIRS, mouth_opening
+from talkinghead.inference.gaze import gaze_track
 from talkinghead.speech.bank import build_bank, clip_motion, save_bank
 from talkinghead.speech.model import (
     RANGE_DB,
@@ -376,7 +377,8 @@ def train_speech(data_root: str | Path, out: str | Path, cfg: SpeechTrainConfig 
 
 
 def _write_bank(root: str | Path, path: Path, cfg: SpeechTrainConfig) -> tuple[Path, int, int]:
-    """Head motion and blinks of the train split's longest calm clips (at most 2 per identity), landmarks only."""
+    """Head motion, blinks and gaze of the train split's longest calm clips (at most 2 per identity), landmarks and
+    gaze only."""
     ds = PreparedDataset(root, split="train")
     videos = sorted((c for c in ds.clips if float(c.record.get("fps") or 0) > 0 and c.n_frames >= cfg.bank_min_frames),
                     key=lambda c: -c.n_frames)
@@ -393,7 +395,8 @@ def _write_bank(root: str | Path, path: Path, cfg: SpeechTrainConfig) -> tuple[P
                 float(np.quantile(np.abs(upper), 0.95)) > cfg.bank_max_expression:
             continue
         per_identity[c.identity] = per_identity.get(c.identity, 0) + 1
-        chosen.append((c.key, lmk, float(c.record["fps"])))
+        frames, _ = c.read(range(len(lmk)))
+        chosen.append((c.key, lmk, float(c.record["fps"]), gaze_track(frames, lmk)))
     if not chosen:
         raise InputError(f"{root} has no training video of {cfg.bank_min_frames} frames or more for the "
                          "idle-motion bank")
