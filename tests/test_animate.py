@@ -178,6 +178,22 @@ def test_no_face_source_exit_2(micro_model: Path, astronaut_mp4: Path, faceless_
     assert not (tmp_path / "o.mp4").exists()
 
 
+def test_sideways_inputs_are_named(micro_model: Path, astronaut_png: Path, astronaut_frames, tmp_path: Path) -> None:
+    """A photo or a video stored sideways without saying so in the file: no face is upright, and the one line
+    says which turn shows one (instead of only "no face found")."""
+    sideways = write_image(tmp_path / "sideways.png", np.rot90(astronaut_frames[0][0]))  # turned 90° anticlockwise
+    r = run("animate", "--source", str(sideways), "--driving", str(astronaut_png), "--out", str(tmp_path / "o.mp4"),
+            "--model", str(micro_model), "--no-progress")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "no upright face" in r.stderr and "turned 90° clockwise" in r.stderr, r.stderr
+    driving = write_frames(tmp_path / "d.mp4", [np.ascontiguousarray(np.rot90(f, 2)) for f in astronaut_frames[0][:8]])
+    r = run("animate", "--source", str(astronaut_png), "--driving", str(driving), "--out", str(tmp_path / "o.mp4"),
+            "--model", str(micro_model), "--device", "cpu", "--no-progress")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "no face found in any of the 8 driving frames" in r.stderr and "upside down" in r.stderr, r.stderr
+    assert not (tmp_path / "o.mp4").exists()
+
+
 def test_driving_with_faceless_stretch(micro_model: Path, astronaut_png: Path, astronaut_frames, faceless_frames,
                                        tmp_path: Path) -> None:
     frames = list(astronaut_frames[0][:15]) + [np.resize(f, (320, 320, 3)) for f in faceless_frames[:10]] + \

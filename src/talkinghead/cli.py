@@ -383,7 +383,7 @@ def _cmd_animate(args: argparse.Namespace) -> int:
                          **credentials)
     lost = f", {result.frames_without_face} without a driving face (held)" if result.frames_without_face else ""
     ft = f", fine-tuning {result.finetune_seconds:.1f} s" if result.finetune_seconds else ""
-    print(f"wrote {result.path}: {result.frames} frames at {result.fps:.2f} fps{lost}; "
+    print(f"wrote {result.path}: {result.frames} frame{'' if result.frames == 1 else 's'} at {result.fps:.2f} fps{lost}; "
           f"{result.frames_per_second:.1f} frames/s{ft}")
     return 0
 

@@ -48,6 +48,18 @@ def landmark_box(landmarks: np.ndarray) -> np.ndarray:
     return np.concatenate([landmarks.min(axis=0), landmarks.max(axis=0)]).astype(np.float32)
 
 
+def turned_face_hint(image: np.ndarray, detector: FaceDetector | None = None, what: str = "picture") -> str:
+    """Where no upright face is found: whether one is found with the picture turned by a quarter or a half turn (a
+    photo or video stored sideways whose file does not say so), as a sentence for the error message ("" if not);
+    ``what``: the word for the input ("picture", "video")."""
+    detector = detector or FaceDetector(max_side=1024)
+    for k, turn in ((3, "90° clockwise"), (1, "90° counter-clockwise"), (2, "upside down")):
+        if detector.detect_thorough(np.ascontiguousarray(np.rot90(image, k))):
+            return (f"; a face is found when the {what} is turned {turn}: it seems to be stored sideways without "
+                    "saying so in the file, so turn it and try again")
+    return ""
+
+
 def detect_landmarks(
     image: np.ndarray, face_index: int = 0, detector: FaceDetector | None = None, source: str = "image"
 ) -> np.ndarray:
@@ -55,6 +67,9 @@ def detect_landmarks(
     detector = detector or FaceDetector(max_side=1024)
     faces = detector.detect_thorough(image)
     if not faces:
+        hint = turned_face_hint(image, detector)
+        if hint:
+            raise NoFaceError(f"no upright face found in {source}{hint}")
         smallest = SMALLEST_FACE * max(1.0, max(image.shape[:2]) / detector.max_side)
         raise NoFaceError(f"no face found in {source} (a face must be about {smallest:.0f} pixels wide or more, "
                           "and turned towards the camera)")

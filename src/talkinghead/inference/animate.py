@@ -21,6 +21,7 @@ from tqdm import tqdm
 from talkinghead.config import PrepareConfig, TrackerConfig
 from talkinghead.errors import InputError, NoFaceError
 from talkinghead.faces.crop import CropBox, crop_image, face_crop_box
+from talkinghead.faces.landmarks import turned_face_hint
 from talkinghead.faces.sketch import draw_sketch
 from talkinghead.faces.track import FaceTracker
 from talkinghead.inference.backends import Backend, RenderLayers, embedder_inputs, make_backend, pick_device
@@ -355,7 +356,8 @@ class Animator:
             raise InputError("the driving input has no frame")
         if step.last is None:
             writer.abort()
-            raise NoFaceError(f"no face found in any of the {n} driving frames")
+            hint = turned_face_hint(step.first_frame, what="video") if step.first_frame is not None else ""
+            raise NoFaceError(f"no face found in any of the {n} driving frames{hint}")
         writer.close()
         seconds = time.perf_counter() - t0
         return AnimateResult(out, n, step.lost, drv.fps, seconds, self.finetune_seconds, mark.payload_text)
@@ -402,6 +404,8 @@ class FrameStep:
         """The last driving landmarks with a face (None until one was found)."""
         self.lost = 0
         """Driving frames without a face so far."""
+        self.first_frame: np.ndarray | None = None
+        """The first driving frame, kept only while no face has been found in any."""
         self.settle: list[np.ndarray] | None = [] if opt.relative and opt.reference == "auto" else None
         """Until the reference is chosen: the driving landmarks seen so far (:data:`SETTLE_FRAMES`)."""
         self.driver_box: CropBox | None = None
@@ -435,8 +439,13 @@ class FrameStep:
         if not (self.opt.relative and self.opt.reference == "auto"):
             return with_parts
         # only the side-by-side view needs the driving frames (a 4K clip's 2 s of frames are gigabytes)
-        ahead = [(lmk, frame if self.opt.side_by_side else None, mouth)
-                 for lmk, frame, mouth in islice(with_parts, max(1, round(REFERENCE_SECONDS * fps)))]
+        ahead = []
+        face_seen = False
+        for lmk, frame, mouth in islice(with_parts, max(1, round(REFERENCE_SECONDS * fps))):
+            face_seen = face_seen or lmk is not None
+            if not face_seen and self.first_frame is None and frame is not None:
+                self.first_frame = frame  # for the error message, should no face ever be found
+            ahead.append((lmk, frame if self.opt.side_by_side else None, mouth))
         self.choose_reference([lmk for lmk, _, _ in ahead])
         return chain(ahead, with_parts)
 
@@ -462,9 +471,12 @@ class FrameStep:
         """Target landmarks (source crop pixels) for one driving frame's landmarks (None: no face found)."""
         if lmk is None:
             self.lost += 1
+            if self.last is None and self.first_frame is None and frame is not None:
+                self.first_frame = frame  # kept while no face has been found: the error message looks at it
             lmk = self.last
         else:
             self.last = lmk
+            self.first_frame = None
             if self.settle is not None:  # a stream not read ahead: choose the reference once enough has come
                 self.settle.append(lmk)
                 if len(self.settle) >= SETTLE_FRAMES:

@@ -13,7 +13,7 @@ from talkinghead.config import PrepareConfig
 from talkinghead.errors import InputError, NoFaceError
 from talkinghead.faces.crop import CropBox, crop_image, face_crop_box, fit_inside, to_crop_coords
 from talkinghead.faces.detect import FaceDetector
-from talkinghead.faces.landmarks import detect_landmarks
+from talkinghead.faces.landmarks import detect_landmarks, turned_face_hint
 from talkinghead.faces.measures import interocular
 from talkinghead.faces.track import FaceTracker
 from talkinghead.inference.retarget import apply, similarity
@@ -146,15 +146,18 @@ def source_groups(targets: np.ndarray, sources: np.ndarray, k: int) -> list[tupl
 def _from_video(path: str, shots: int, cfg: PrepareConfig) -> list[SourceFace]:
     tracker = FaceTracker(cfg.tracker)
     frames, lmks = [], []
+    first: np.ndarray | None = None
     with VideoReader(path) as reader:
         step = max(1, reader.info.n_frames // 300)  # look at ~300 frames at most
         for i, frame in enumerate(reader):
+            first = frame if first is None else first
             res = tracker.update(frame)
             if res.landmarks is not None and i % step == 0:
                 frames.append(frame)
                 lmks.append(res.landmarks)
     if not lmks:
-        raise NoFaceError(f"no face found in the source video {path}")
+        hint = turned_face_hint(first, what="video") if first is not None else ""
+        raise NoFaceError(f"no face found in the source video {path}{hint}")
     picked = diverse_indices(np.stack(lmks), shots)
     box = face_crop_box(np.stack([lmks[i] for i in picked]), cfg.margin, cfg.shift_up)
     if cfg.fit_photo:
