@@ -351,6 +351,13 @@ def test_bank_files_keep_the_gaze_and_old_ones_load(tmp_path) -> None:
     assert old.gaze is not None and old.gaze.shape == (42, 2) and not old.gaze.any()
     with pytest.raises(ValueError, match="gaze"):
         build_bank([("a", clip, 25.0, gaze[:5])])
+    # the gaze is strung from the clips that have one, whichever clip the head's motion comes from
+    still = build_bank([("still", clip, 25.0), ("looks", clip, 25.0, gaze)])
+    from talkinghead.speech.bank import idle_motion
+
+    for seed in range(4):
+        head, _, g = idle_motion(still, 20, 25.0, seed=seed)
+        assert np.abs(g[:, 0]).max() > 0.1, seed
 
 
 def test_shipped_model_silence_closes_and_vowel_opens_the_mouth() -> None:

@@ -197,11 +197,16 @@ def gaze_track(frames: Iterable[np.ndarray], landmarks: np.ndarray) -> np.ndarra
     return (held - np.median(readings[read], 0)).astype(np.float32)
 
 
-def _eye_mask(points: np.ndarray, ey: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+SOFTEN = 0.02
+"""The eye mask's edge is blurred by this much of the eye's width (at least 0.7 px): 0.7 px on the 256² crop's
+eyes, more on a large photo's (full resolution), so the moved part fades into the lids at any size."""
+
+
+def _eye_mask(points: np.ndarray, ey: np.ndarray, shape: tuple[int, int], width: float) -> np.ndarray:
     """The eye's opening between its lash lines (its polygon narrowed across the eye to :data:`LID_MARGIN`),
-    anti-aliased and softened by a pixel, ``float32`` in [0, 1]."""
+    anti-aliased and softened (:data:`SOFTEN`), ``float32`` in [0, 1]."""
     across = (points - points.mean(0)) @ ey
-    return polygon_mask(points - np.outer(across * (1 - LID_MARGIN), ey), shape, 0.7)
+    return polygon_mask(points - np.outer(across * (1 - LID_MARGIN), ey), shape, max(0.7, SOFTEN * width))
 
 
 def move_irises(face: np.ndarray, lmk: np.ndarray, offset: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -229,7 +234,7 @@ def move_irises(face: np.ndarray, lmk: np.ndarray, offset: Sequence[float] | np.
         u = (rel_x * ex[0] + rel_y * ex[1]) / w
         # a stretch along the eye that takes the iris from uc to ut and keeps both corners: output u samples u - shift
         bump = np.where(u < ut, u / ut, (1 - u) / (1 - ut)).clip(0.0, 1.0)
-        mask = _eye_mask(pts - lo, ey, (int(hi[1] - lo[1]), int(hi[0] - lo[0])))
+        mask = _eye_mask(pts - lo, ey, (int(hi[1] - lo[1]), int(hi[0] - lo[0])), w)
         shift = bump * mask
         along, across = (ut - uc) * w * shift, dv * w * shift
         map_x = (xx - along * ex[0] - across * ey[0]).astype(np.float32)

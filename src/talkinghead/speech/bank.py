@@ -11,6 +11,7 @@ speaking portrait's head never freezes and its eyes do not stare.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,21 +140,19 @@ def _resample(arrays: tuple[np.ndarray, ...], src_fps: float, fps: float) -> lis
     return out
 
 
-def idle_motion(bank: MotionBank, n_frames: int, fps: float, seed: int = 0,
-                amount: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(head (n, 2, 3), upper (n, 31, 2), gaze (n, 2))`` for ``n_frames`` at ``fps``: bank clips in a random
-    order (``seed``), each resampled to ``fps``, cross-faded into the next. ``amount`` scales the motion (0 =
-    frozen head, no blinks, a fixed gaze)."""
-    rng = np.random.default_rng(seed)
+def _string(clips: list[int], arrays: Callable[[int], tuple[tuple[np.ndarray, ...], float]],
+            rng: np.random.Generator, n_frames: int, fps: float) -> list[np.ndarray]:
+    """``clips`` (indices) in a random order, each's ``arrays(i)`` (per-frame motion, its frame rate) resampled to
+    ``fps`` and cross-faded into the next, until ``n_frames`` are covered."""
     fade = max(1, int(round(CROSSFADE_S * fps)))
-    parts: list[np.ndarray] = [np.zeros((0, 2, 3)), np.zeros((0, len(UPPER_POINTS), 2)), np.zeros((0, 2))]
+    parts: list[np.ndarray] = []
     order: list[int] = []
-    while len(parts[0]) < n_frames:
+    while not parts or len(parts[0]) < n_frames:
         if not order:
-            order = [int(i) for i in rng.permutation(len(bank))]
-        *clip, rate = bank.clip(order.pop())
-        new = _resample(tuple(clip), rate, fps)
-        if len(parts[0]) == 0:
+            order = [clips[int(i)] for i in rng.permutation(len(clips))]
+        motion, rate = arrays(order.pop())
+        new = _resample(motion, rate, fps)
+        if not parts:
             parts = new
             continue
         k = min(fade, len(new[0]) // 2, len(parts[0]) // 2)
@@ -162,7 +161,29 @@ def idle_motion(bank: MotionBank, n_frames: int, fps: float, seed: int = 0,
             wj = w.reshape(-1, *[1] * (old.ndim - 1))
             old[-k:] = (1 - wj) * old[-k:] + wj * nxt[:k]
             parts[j] = np.concatenate([old, nxt[k:]])
-    head, upper, gaze = (p[:n_frames] for p in parts)
+    return [p[:n_frames] for p in parts]
+
+
+def idle_motion(bank: MotionBank, n_frames: int, fps: float, seed: int = 0,
+                amount: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(head (n, 2, 3), upper (n, 31, 2), gaze (n, 2))`` for ``n_frames`` at ``fps``: bank clips in a random
+    order (``seed``), each resampled to ``fps``, cross-faded into the next. The gaze is strung the same way but on
+    its own, from the clips whose gaze was read (others keep their eyes still), so the eyes glance whichever clips
+    the head's motion comes from. ``amount`` scales the motion (0 = frozen head, no blinks, a fixed gaze)."""
+    assert bank.gaze is not None
+
+    def head_upper(i: int) -> tuple[tuple[np.ndarray, ...], float]:
+        head, upper, _, rate = bank.clip(i)
+        return (head, upper), rate
+
+    def gaze_of(i: int) -> tuple[tuple[np.ndarray, ...], float]:
+        _, _, gaze, rate = bank.clip(i)
+        return (gaze,), rate
+
+    head, upper = _string(list(range(len(bank))), head_upper, np.random.default_rng(seed), n_frames, fps)
+    looking = [i for i in range(len(bank)) if bank.clip(i)[2].any()]
+    gaze = _string(looking, gaze_of, np.random.default_rng([seed, 1]), n_frames, fps)[0] if looking else \
+        np.zeros((n_frames, 2))
     head = identity_head(n_frames) + amount * (head - identity_head(n_frames))
     return head.astype(np.float32), (amount * upper).astype(np.float32), (amount * gaze).astype(np.float32)
 

@@ -26,7 +26,7 @@ from talkinghead.data.dataset import PreparedDataset
 from talkinghead.errors import InputError
 from talkinghead.faces.measures import INNER_LIP_PAIRS, mouth_opening
 from talkinghead.inference.gaze import gaze_track
-from talkinghead.speech.bank import build_bank, clip_motion, save_bank
+from talkinghead.speech.bank import build_bank, clip_motion, save_bank, smooth_gaze
 from talkinghead.speech.model import (
     RANGE_DB,
     AudioToMotion,
@@ -81,6 +81,10 @@ class SpeechTrainConfig:
     """... or turns more than this in the image plane (radians, peak to peak)."""
     bank_max_expression: float = 0.08
     """... or whose brows and eyes move more than this (95th percentile, inter-ocular units): grimaces."""
+    bank_max_gaze: float = 0.2
+    """A banked clip whose eyes look further to the side than this (95th percentile, eye widths) keeps its head
+    motion and blinks but not its gaze: someone looking about on purpose (LivePortrait's gaze-driving clips reach
+    0.26-0.33; the calm ones stay under 0.14), which a speaking portrait should not copy."""
     min_sync: float = 0.1
     """Leave out clips whose loudness and mouth opening correlate less than this at every lag within ±2 frames:
     their soundtrack is not their lips (dubbed, music, another take)."""
@@ -396,7 +400,10 @@ def _write_bank(root: str | Path, path: Path, cfg: SpeechTrainConfig) -> tuple[P
             continue
         per_identity[c.identity] = per_identity.get(c.identity, 0) + 1
         frames, _ = c.read(range(len(lmk)))
-        chosen.append((c.key, lmk, float(c.record["fps"]), gaze_track(frames, lmk)))
+        gaze = gaze_track(frames, lmk)
+        if float(np.percentile(np.abs(smooth_gaze(gaze)[:, 0]), 95)) > cfg.bank_max_gaze:
+            gaze = np.zeros_like(gaze)
+        chosen.append((c.key, lmk, float(c.record["fps"]), gaze))
     if not chosen:
         raise InputError(f"{root} has no training video of {cfg.bank_min_frames} frames or more for the "
                          "idle-motion bank")
