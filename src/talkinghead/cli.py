@@ -235,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train-speech", help="train the speech model (audio → jaw and lip motion) on a prepared dataset",
                        description="Fits the audio-to-motion model on the train split's clips with sound and "
-                                   "extracts the idle-motion bank (head motion, blinks) from its landmarks.")
+                                   "extracts the idle-motion bank (head motion, blinks, gaze) from its landmarks and frames.")
     p.add_argument("--data", required=True, help="a dataset written by `talkinghead prepare` (format 2: with audio)")
     p.add_argument("--out", default="runs/speech", help="folder for speech.safetensors and idle_motion.npz")
     p.add_argument("--steps", type=_positive, help="training steps (default 3000)")

@@ -54,9 +54,9 @@ class SpeechTrack:
 
 
 class SpeechDriver:
-    """Audio features → landmark tracks. ``head_motion``: scale of the bank's head motion and blinks (0 freezes
-    them, and the gaze); ``articulation``: scale of the mouth motion; ``seed`` picks the bank clips; ``lip_closures``: where
-    the phonemes are known (text spoken by the TTS engine), close the lips on /p b m/ (:mod:`.phonemes`)."""
+    """Audio features → landmark tracks. ``head_motion``: scale of the bank's head motion, blinks and glances (0
+    freezes them); ``articulation``: scale of the mouth motion; ``seed`` picks the bank clips; ``lip_closures``:
+    where the phonemes are known (text spoken by the TTS engine), close the lips on /p b m/ (:mod:`.phonemes`)."""
 
     def __init__(self, model: str | Path | AudioToMotion | None = None, bank: str | Path | MotionBank | None = None,
                  head_motion: float = 1.0, articulation: float = 1.0, seed: int = 0,
