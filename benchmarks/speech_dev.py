@@ -9,7 +9,7 @@ On the corpus: fold 0 = 8 clips / 3,804 frames, fold 1 (the default; this script
 9 clips / 1,617 frames, fold 2 = 2 clips / 326 frames (noisy: one seed to the next moves it by up to 0.2).
 
     python benchmarks/speech_dev.py --data /tmp/ds/speech [--fold 0 1 2] [--steps 500] [--set model.members=1 ...]
-        [--smooth 1 2 3] [--mix 0 0.3] [--warps 1 0.9,1,1.1] [--delays -1 1]
+        [--smooth 1 2 3] [--mix 0 0.3] [--warps 1 0.9,1,1.1] [--delays -1 1] [--gain 1.5 2 3]
 """
 
 from __future__ import annotations
@@ -48,12 +48,23 @@ def delayed(disp: np.ndarray, frames: float) -> np.ndarray:
     return np.stack([np.interp(t - frames, t, flat[:, j]) for j in range(flat.shape[1])], 1).reshape(disp.shape)
 
 
-def openings(model, data, delay: float = 0.0) -> list[np.ndarray]:
+def spread(opening: np.ndarray) -> float:
+    """How far a mouth opens and closes over an utterance: the 90th minus the 10th percentile of its opening."""
+    return float(np.percentile(opening, 90) - np.percentile(opening, 10))
+
+
+def openings(model, data, delay: float = 0.0, gain_to: float | None = None, max_gain: float = 2.0
+             ) -> list[np.ndarray]:
+    """Predicted openings per clip; ``gain_to``: scale each utterance's displacements so that its opening's
+    :func:`spread` reaches this (never down, at most ``max_gain`` times)."""
     out = []
     for f, n in zip(data.features, data.neutrals):
         disp = delayed(model.predict(f), delay)
         shape = np.repeat(n[None], len(disp), 0)
         shape[:, SPEECH_POINTS] = n[SPEECH_POINTS] + disp
+        if gain_to is not None:
+            gain = float(np.clip(gain_to / max(spread(mouth_opening(shape)), 1e-6), 1.0, max_gain))
+            shape[:, SPEECH_POINTS] = n[SPEECH_POINTS] + gain * disp
         out.append(mouth_opening(shape))
     return out
 
@@ -82,6 +93,9 @@ def main() -> int:
                     help="also measure these loudness shares (a recipe trained with model.loud_mix > 0)")
     ap.add_argument("--delays", type=float, nargs="*", default=[],
                     help="also measure the output played this many frames later")
+    ap.add_argument("--gain", type=float, nargs="*", default=[],
+                    help="also measure each utterance's motion scaled up (at most these many times) until its "
+                         "opening's spread reaches the training clips' median")
     ap.add_argument("--warps", nargs="*", default=[],
                     help="also measure these sets of inference band warps (comma-separated factors; 1: one pass)")
     args = ap.parse_args()
@@ -123,6 +137,10 @@ def main() -> int:
             model.cfg.band_warps = [float(x) for x in spec.split(",")]
             res[f"smooth {base_smooth:g}, mix {base_mix:g}, warps {spec}"] = measure(openings(model, dev), dev, fit)
         model.cfg.band_warps = base_warps
+        target = float(np.median([spread(mouth_opening(a)) for a in fit.aligned]))
+        for g in args.gain:
+            res[f"smooth {base_smooth:g}, mix {base_mix:g}, gain to {target:.3f} (at most x{g:g})"] = \
+                measure(openings(model, dev, gain_to=target, max_gain=g), dev, fit)
         for d in args.delays:
             res[f"smooth {base_smooth:g}, mix {base_mix:g}, delay {d:g}"] = measure(openings(model, dev, d), dev, fit)
         out["folds"][k] = res
