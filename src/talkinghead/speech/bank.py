@@ -11,7 +11,6 @@ speaking portrait's head never freezes and its eyes do not stare.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,17 +139,17 @@ def _resample(arrays: tuple[np.ndarray, ...], src_fps: float, fps: float) -> lis
     return out
 
 
-def _string(clips: list[int], arrays: Callable[[int], tuple[tuple[np.ndarray, ...], float]],
-            rng: np.random.Generator, n_frames: int, fps: float) -> list[np.ndarray]:
-    """``clips`` (indices) in a random order, each's ``arrays(i)`` (per-frame motion, its frame rate) resampled to
-    ``fps`` and cross-faded into the next, until ``n_frames`` are covered."""
+def _string(clips: list[tuple[tuple[np.ndarray, ...], float]], rng: np.random.Generator, n_frames: int,
+            fps: float) -> list[np.ndarray]:
+    """``clips`` (each: its per-frame motion arrays and its frame rate) in a random order, each resampled to ``fps``
+    and cross-faded into the next, until ``n_frames`` are covered."""
     fade = max(1, int(round(CROSSFADE_S * fps)))
     parts: list[np.ndarray] = []
     order: list[int] = []
     while not parts or len(parts[0]) < n_frames:
         if not order:
-            order = [clips[int(i)] for i in rng.permutation(len(clips))]
-        motion, rate = arrays(order.pop())
+            order = [int(i) for i in rng.permutation(len(clips))]
+        motion, rate = clips[order.pop()]
         new = _resample(motion, rate, fps)
         if not parts:
             parts = new
@@ -170,19 +169,10 @@ def idle_motion(bank: MotionBank, n_frames: int, fps: float, seed: int = 0,
     order (``seed``), each resampled to ``fps``, cross-faded into the next. The gaze is strung the same way but on
     its own, from the clips whose gaze was read (others keep their eyes still), so the eyes glance whichever clips
     the head's motion comes from. ``amount`` scales the motion (0 = frozen head, no blinks, a fixed gaze)."""
-    assert bank.gaze is not None
-
-    def head_upper(i: int) -> tuple[tuple[np.ndarray, ...], float]:
-        head, upper, _, rate = bank.clip(i)
-        return (head, upper), rate
-
-    def gaze_of(i: int) -> tuple[tuple[np.ndarray, ...], float]:
-        _, _, gaze, rate = bank.clip(i)
-        return (gaze,), rate
-
-    head, upper = _string(list(range(len(bank))), head_upper, np.random.default_rng(seed), n_frames, fps)
-    looking = [i for i in range(len(bank)) if bank.clip(i)[2].any()]
-    gaze = _string(looking, gaze_of, np.random.default_rng([seed, 1]), n_frames, fps)[0] if looking else \
+    clips = [bank.clip(i) for i in range(len(bank))]
+    head, upper = _string([((h, u), rate) for h, u, _, rate in clips], np.random.default_rng(seed), n_frames, fps)
+    looking = [((g,), rate) for _, _, g, rate in clips if g.any()]
+    gaze = _string(looking, np.random.default_rng([seed, 1]), n_frames, fps)[0] if looking else \
         np.zeros((n_frames, 2))
     head = identity_head(n_frames) + amount * (head - identity_head(n_frames))
     return head.astype(np.float32), (amount * upper).astype(np.float32), (amount * gaze).astype(np.float32)
