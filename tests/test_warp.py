@@ -531,6 +531,45 @@ def test_several_faces_in_the_source_photo_are_named(micro_warp_model: Path, ast
         assert "--face-index" in run(cmd, "--help").stdout
 
 
+def test_several_faces_in_the_driving_video_are_named(micro_warp_model: Path, astronaut_frames,
+                                                       tmp_path: Path) -> None:
+    import cv2
+
+    from talkinghead.config import TrackerConfig
+    from talkinghead.faces.track import FaceTracker
+
+    frames = []
+    for f in astronaut_frames[0][:8]:  # the moving astronaut, and a still half-size copy of her beside
+        canvas = np.full((320, 580, 3), 200, np.uint8)
+        canvas[:, :320] = f
+        canvas[40:280, 330:570] = cv2.resize(astronaut_frames[0][0], (240, 240), interpolation=cv2.INTER_AREA)
+        frames.append(canvas)
+    clip = write_frames(tmp_path / "two.mp4", frames)
+    # the tracker follows the face asked for, and counts what it chose from
+    picks = {}
+    for i in (0, 1):
+        tracker = FaceTracker(TrackerConfig(face_index=i, smoothing=0), name="two.mp4")
+        picks[i] = [tracker.update(f).landmarks for f in frames]
+        assert tracker.most_faces == 2 and all(p is not None for p in picks[i])
+    assert picks[0][0][:, 0].mean() < 320 < picks[1][0][:, 0].mean()
+    assert np.ptp([p[:, 0].mean() for p in picks[1]]) < 2.0  # the still copy stays still
+    base = ("animate", "--source", str(tmp_path / "photo.png"), "--model", str(micro_warp_model), "--device", "cpu",
+            "--no-progress", "--driving", str(clip))
+    from talkinghead.io import write_image
+
+    write_image(tmp_path / "photo.png", astronaut())
+    r = run(*base, "--out", str(tmp_path / "a.mp4"))
+    assert r.returncode == 0, r.stderr
+    note = [line for line in r.stderr.splitlines() if "two.mp4 shows 2 faces" in line]
+    assert len(note) == 1 and "following the largest" in note[0] and "--driving-face-index 0-1" in note[0], r.stderr
+    r = run(*base, "--out", str(tmp_path / "b.mp4"), "--driving-face-index", "1")
+    assert r.returncode == 0 and "following face 1 by size" in r.stderr, r.stderr
+    r = run(*base, "--out", str(tmp_path / "c.mp4"), "--driving-face-index", "2")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "at most 2 face(s)" in r.stderr and "--driving-face-index 2 is out of range" in r.stderr
+    assert not (tmp_path / "c.mp4").exists()
+
+
 def _face_cfg(index: int):
     from talkinghead.config import PrepareConfig, TrackerConfig
 

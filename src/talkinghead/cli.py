@@ -183,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", nargs="+", required=True, metavar="PHOTO",
                    help="photo(s) of the person (or a video: --shots frames are picked from it)")
     p.add_argument("--driving", required=True, help="driving video (its audio is kept)")
+    p.add_argument("--driving-face-index", type=int, default=0, metavar="N",
+                   help="in a driving video with several faces, which one to follow: 0 = the largest (default), "
+                        "1 = next, ...")
     p.add_argument("--out", required=True, help="output .mp4")
     p.add_argument("--model", help="model file, person file (from `finetune`) or training run (default: shipped)")
     p.add_argument("--finetune-steps", type=int, default=0, help="fine-tune on the sources first (0 = feed-forward)")
@@ -380,7 +383,7 @@ def _cmd_animate(args: argparse.Namespace) -> int:
                          device=args.device, backend=args.backend,
                          watermark=not args.no_watermark,
                          progress=not args.no_progress, model_file=_model_file(args.model), face_index=args.face_index,
-                         **credentials)
+                         driving_face_index=args.driving_face_index, **credentials)
     lost = f", {result.frames_without_face} without a driving face (held)" if result.frames_without_face else ""
     ft = f", fine-tuning {result.finetune_seconds:.1f} s" if result.finetune_seconds else ""
     print(f"wrote {result.path}: {result.frames} frame{'' if result.frames == 1 else 's'} at {result.fps:.2f} fps{lost}; "

@@ -10,6 +10,7 @@ whole frame. When no face is found the frame gets no landmarks and the tracker s
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -20,6 +21,8 @@ from talkinghead.config import TrackerConfig
 from talkinghead.faces.detect import Face, FaceDetector, box_iou, to_gray
 from talkinghead.faces.landmarks import LandmarkPredictor, landmark_box
 from talkinghead.faces.smooth import OneEuroFilter
+
+log = logging.getLogger(__name__)
 
 SMALL_FACE = 100
 """Detector boxes smaller than this (pixels) are re-detected with pyramid upsampling (dlib's HOG finds ~80 px
@@ -55,10 +58,19 @@ def _center_scale(lmk: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 class FaceTracker:
-    """Stateful tracker: call :meth:`update` with consecutive frames (RGB or gray)."""
+    """Stateful tracker: call :meth:`update` with consecutive frames (RGB or gray).
 
-    def __init__(self, config: TrackerConfig | None = None, fps: float = 25.0) -> None:
+    ``name`` and ``option``: the video's name and the command-line option that picks its face; given them, the
+    tracker notes (once, as a warning of this module's logger) that it found several faces and which it follows.
+    """
+
+    def __init__(self, config: TrackerConfig | None = None, fps: float = 25.0, name: str | None = None,
+                 option: str = "--face-index") -> None:
         self.config = config or TrackerConfig()
+        self.name, self.option = name, option
+        self.most_faces = 0
+        """The most faces one detection found while the tracker was choosing one (not following one)."""
+        self._noted = False
         self.detector = FaceDetector(max_side=self.config.detect_max_side, upsample=self.config.upsample)
         self.predictor = LandmarkPredictor()
         self._filter = OneEuroFilter(fps, min_cutoff=self.config.smoothing) if self.config.smoothing > 0 else None
@@ -85,6 +97,12 @@ class FaceTracker:
             return None
         if near is None:
             i = self.config.face_index
+            self.most_faces = max(self.most_faces, len(faces))
+            if len(faces) > 1 and i < len(faces) and self.name is not None and not self._noted:
+                self._noted = True
+                which = "the largest" if i == 0 else f"face {i} by size"
+                log.warning("%s shows %d faces; following %s (%s 0-%d picks one, 0 = largest)",
+                            self.name, len(faces), which, self.option, len(faces) - 1)
             return faces[i] if i < len(faces) else None
         best = max(faces, key=lambda f: box_iou(f.box, near))
         return best if box_iou(best.box, near) > 0.2 else None

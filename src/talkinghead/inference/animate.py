@@ -116,7 +116,13 @@ class AnimateOptions:
     landmarks carry the lids, not the gaze); a driving landmark track (no frames) moves them by its own gaze, if it
     has one (``speak``'s: the idle-motion bank's), and otherwise leaves the eyes as rendered."""
 
+    driving_face_index: int = 0
+    """In a driving video with several faces, which one to follow: 0 = the largest (when the tracker first finds
+    one, and again after losing it), 1 = the next, ..."""
+
     def __post_init__(self) -> None:
+        if self.driving_face_index < 0:
+            raise InputError(f"--driving-face-index must be 0 or more, got {self.driving_face_index}")
         if self.reference not in REFERENCES:
             raise InputError(f"the reference frame must be one of {', '.join(REFERENCES)}, got {self.reference!r}")
         if not MIN_OUTPUT_SIZE <= self.output_size <= MAX_OUTPUT_SIZE:
@@ -160,6 +166,7 @@ class _Driving:
     closers: list = field(default_factory=list)
     shifts: np.ndarray | None = None
     """A landmark track's own gaze: per frame, how far the irises slide ``(du, dv)`` (eye widths)."""
+    tracker: FaceTracker | None = None
 
 
 class Animator:
@@ -250,16 +257,17 @@ class Animator:
         return face_mask(np.stack([target, source]), CROP_SIZE)
 
     # -- driving ----------------------------------------------------------------------------------------
-    def _drive_video(self, path: Path, smoothing: float) -> _Driving:
+    def _drive_video(self, path: Path, smoothing: float, face_index: int = 0) -> _Driving:
         reader = VideoReader(path)
-        tracker = FaceTracker(TrackerConfig(smoothing=smoothing), fps=reader.info.fps)
+        tracker = FaceTracker(TrackerConfig(smoothing=smoothing, face_index=face_index), fps=reader.info.fps,
+                              name=str(path), option="--driving-face-index")
 
         def items() -> Iterator[tuple[np.ndarray | None, np.ndarray | None]]:
             for frame in reader:
                 yield tracker.update(frame).landmarks, frame
 
         audio = path if reader.info.has_audio else None
-        return _Driving(items(), reader.info.fps, reader.info.n_frames or None, audio, [reader.close])
+        return _Driving(items(), reader.info.fps, reader.info.n_frames or None, audio, [reader.close], tracker=tracker)
 
     def _drive_track(self, landmarks: np.ndarray, fps: float, gaze: np.ndarray | None = None) -> _Driving:
         def items() -> Iterator[tuple[np.ndarray | None, np.ndarray | None]]:
@@ -280,7 +288,10 @@ class Animator:
         if self.psi is None or not self.sources:
             raise InputError("set a source first (Animator.set_source)")
         opt = options or AnimateOptions()
-        drv = self._drive_track(*driving) if isinstance(driving, tuple) else self._drive_video(Path(driving), opt.smoothing)
+        if isinstance(driving, tuple):
+            drv = self._drive_track(*driving)
+        else:
+            drv = self._drive_video(Path(driving), opt.smoothing, opt.driving_face_index)
         if opt.audio is not None:
             drv.audio = Path(opt.audio)
         try:
@@ -356,6 +367,10 @@ class Animator:
             raise InputError("the driving input has no frame")
         if step.last is None:
             writer.abort()
+            seen = drv.tracker.most_faces if drv.tracker is not None else 0
+            if seen:  # faces were found, but never the one asked for
+                raise InputError(f"the driving video shows at most {seen} face(s) at once; --driving-face-index "
+                                 f"{opt.driving_face_index} is out of range")
             hint = turned_face_hint(step.first_frame, what="video") if step.first_frame is not None else ""
             raise NoFaceError(f"no face found in any of the {n} driving frames{hint}")
         writer.close()
