@@ -553,6 +553,10 @@ def test_several_faces_in_the_driving_video_are_named(micro_warp_model: Path, as
         assert tracker.most_faces == 2 and all(p is not None for p in picks[i])
     assert picks[0][0][:, 0].mean() < 320 < picks[1][0][:, 0].mean()
     assert np.ptp([p[:, 0].mean() for p in picks[1]]) < 2.0  # the still copy stays still
+    from talkinghead.inference.live import live_tracker
+
+    live = live_tracker(0.0, 25.0, face_index=1, name="the driving stream")  # live follows the same choice
+    assert np.abs(live.update(frames[0]).landmarks - picks[1][0]).max() < 1.0
     base = ("animate", "--source", str(tmp_path / "photo.png"), "--model", str(micro_warp_model), "--device", "cpu",
             "--no-progress", "--driving", str(clip))
     from talkinghead.io import write_image

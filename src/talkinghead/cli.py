@@ -272,6 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     live_in = p.add_mutually_exclusive_group()
     live_in.add_argument("--camera", type=int, metavar="INDEX", help="camera to read (default 0)")
     live_in.add_argument("--driving", metavar="VIDEO", help="a video played at its frame rate instead of a camera")
+    p.add_argument("--driving-face-index", type=int, default=0, metavar="N",
+                   help="with several faces in view, which one to follow: 0 = the largest (default), 1 = next, ...")
     p.add_argument("--out", help="record the animated stream to this .mp4 (marked and signed like every output)")
     p.add_argument("--show", action="store_true", help="show the result in a window (needs a display)")
     p.add_argument("--seconds", type=float, help="stop after this many seconds (default: until Ctrl-C or the "
@@ -428,7 +430,7 @@ def _cmd_live(args: argparse.Namespace) -> int:
                                  side_by_side=args.side_by_side, output_size=args.size,
                                  full_resolution=not args.no_full_resolution,
                                  driver_mouth=not args.no_driver_mouth, driver_gaze=not args.no_driver_gaze,
-                                 progress=False)
+                                 driving_face_index=args.driving_face_index, progress=False)
         print(f"talkinghead: live from {args.driving or f'camera {camera.index}'} at {fps:.1f} fps "
               "(Ctrl-C to stop)", file=sys.stderr, flush=True)
         result = live.run_session(anim.stream(frames, options, fps=fps, mark=marker), recorder, window, args.seconds)

@@ -84,13 +84,15 @@ def single_threaded_blas() -> int:
     return done
 
 
-def live_tracker(smoothing: float = 1.0, fps: float = 30.0, upsample: int = 0) -> FaceTracker:
+def live_tracker(smoothing: float = 1.0, fps: float = 30.0, upsample: int = 0, face_index: int = 0,
+                 name: str | None = None) -> FaceTracker:
     """A tracker for live use: the detector runs only when tracking is lost (a jump, or the face region stops
     looking like the last frame's), never on a schedule, so no frame pays for a routine detection.
     ``upsample``: the detector's pyramid upsampling (1 finds faces from ~40 px instead of ~80 px, at ~4x the cost
-    of a detection; for small frames such as the web page's 320x240 webcam grabs)."""
-    return FaceTracker(TrackerConfig(detect_every=1 << 30, smoothing=smoothing, upsample=upsample, search_every=0),
-                       fps=fps)
+    of a detection; for small frames such as the web page's 320x240 webcam grabs). ``face_index`` and ``name``: which
+    face to follow where several are seen (0 = the largest), and the stream's name for the note that says so."""
+    return FaceTracker(TrackerConfig(detect_every=1 << 30, smoothing=smoothing, upsample=upsample, search_every=0,
+                                     face_index=face_index), fps=fps, name=name, option="--driving-face-index")
 
 
 class LatencyStats:
@@ -176,7 +178,8 @@ class LiveRenderer:
         from talkinghead.inference.animate import FrameStep
 
         self.step = FrameStep(anim, options)
-        self.tracker = tracker or live_tracker(options.smoothing, fps)
+        self.tracker = tracker or live_tracker(options.smoothing, fps, face_index=options.driving_face_index,
+                                               name="the driving stream")
         self.mark = mark
         self.timing = (0.0, 0.0, 0.0)
         """The last call's seconds spent tracking, generating + composing, and marking."""
