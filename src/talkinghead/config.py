@@ -37,6 +37,12 @@ class TrackerConfig:
     """Re-detect when the landmark box overlaps the previous one by less than this (a jump = a bad fit)."""
     redetect_similarity: float = 0.5
     """Re-detect when the face region's normalised cross-correlation with the previous frame's falls below this."""
+    redetect_scale: float = 0.1
+    """Re-detect when the face's size (the extent of its brows, eyes and nose) has changed by more than this share
+    since the last detection: a fit that drifts (fast motion, blur) grows or shrinks where a real face seldom does."""
+    redetect_shape: float = 0.15
+    """Re-detect when the whole shape's width over its brows-eyes-nose width has changed by more than this share since
+    the last detection: a jaw line run off into the background (a yawn), which the next frame's box would follow."""
     face_index: int = 0
     """Which face to follow when several are found: 0 = largest, 1 = second largest, ..."""
     search_every: int = 12

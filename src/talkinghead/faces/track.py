@@ -5,7 +5,10 @@ at the last detection, moved and scaled with the landmarks), which costs ~1 ms i
 10-40 ms. The detector runs again every ``detect_every`` frames and whenever the fit jumps (the new landmark
 box overlaps the previous one by less than ``redetect_iou``) or the face region stops looking like the last frame's
 (normalised cross-correlation below ``redetect_similarity``: a cut, or the face left), first in a region around the face, then in the
-whole frame. When no face is found the frame gets no landmarks and the tracker searches again next frame.
+whole frame. When no face is found the frame gets no landmarks and the tracker searches again next frame. The box
+follows the brows, eyes and nose only, and a fit whose size or proportions drift from the last detection's
+(``redetect_scale``, ``redetect_shape``) is checked by a detection too (kept when the detector finds nothing, e.g. a
+head turned further than it sees).
 """
 
 from __future__ import annotations
@@ -52,9 +55,21 @@ def _patch(gray: np.ndarray, box: np.ndarray, side: int = 24) -> np.ndarray:
     return p / max(float(np.linalg.norm(p)), 1e-6)
 
 
+STABLE = slice(17, 48)
+"""Brows, nose and eyes (iBUG 68): the points that place and size the next frame's box. The jaw line and the mouth
+change with expression, and a bad fit of them, fed into the next box, grew from frame to frame (a yawn's jaw line
+ran off into the background)."""
+
+
 def _center_scale(lmk: np.ndarray) -> tuple[np.ndarray, float]:
-    x0, y0, x1, y1 = landmark_box(lmk)
+    x0, y0, x1, y1 = landmark_box(lmk[STABLE])
     return np.array([(x0 + x1) / 2, (y0 + y1) / 2], dtype=np.float64), float(max(x1 - x0, y1 - y0, 1.0))
+
+
+def _width_ratio(lmk: np.ndarray) -> float:
+    """The whole shape's width over its brows-eyes-nose width."""
+    a, b = landmark_box(lmk), landmark_box(lmk[STABLE])
+    return float((a[2] - a[0]) / max(b[2] - b[0], 1.0))
 
 
 class FaceTracker:
@@ -82,6 +97,7 @@ class FaceTracker:
 
     def reset(self) -> None:
         self._det_box: np.ndarray | None = None  # detector box at the last detection
+        self._check = (1.0, 1.0)  # size and width ratio at the last detection (see _drifted)
         self._ref: tuple[np.ndarray, float] | None = None  # landmark centre/scale at that detection
         self._last: np.ndarray | None = None  # last raw (unsmoothed) landmarks
         self._patch: np.ndarray | None = None  # appearance of the face region in the last frame
@@ -151,8 +167,15 @@ class FaceTracker:
         self._patch = _patch(gray, landmark_box(lmk))
         self._det_box = np.asarray(face.box, dtype=np.float64)
         self._ref = _center_scale(lmk)
+        self._check = (self._ref[1], _width_ratio(lmk))
         self._since_detect = 0
         return lmk
+
+    def _drifted(self, lmk: np.ndarray) -> bool:
+        """Whether a followed fit's size or proportions have moved too far from the last detection's."""
+        scale, ratio = self._check
+        return (abs(_center_scale(lmk)[1] / scale - 1) > self.config.redetect_scale
+                or abs(_width_ratio(lmk) / ratio - 1) > self.config.redetect_shape)
 
     # -- per frame -------------------------------------------------------------------------------
     def _raw(self, gray: np.ndarray) -> tuple[np.ndarray | None, bool]:
@@ -175,6 +198,12 @@ class FaceTracker:
             if face is None:
                 return None, True
             return self._fit_detected(gray, face), True
+        if self._drifted(lmk):
+            face = self._detect(gray)
+            if face is not None:
+                return self._fit_detected(gray, face), True
+            self._check = (_center_scale(lmk)[1], _width_ratio(lmk))  # none found (a turned head): go on following
+            return lmk, True
         return lmk, False
 
     def update(self, frame: np.ndarray) -> TrackResult:
