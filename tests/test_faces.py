@@ -85,6 +85,40 @@ def test_tracker_picks_face_by_index() -> None:
     assert eye_distance(big) > 1.5 * eye_distance(small)
 
 
+def test_tracker_does_not_feed_a_drifting_fit_into_the_next_box() -> None:
+    img = astronaut()
+    tracker = FaceTracker(TrackerConfig(smoothing=0))
+    first = tracker.update(img).landmarks
+    assert first is not None and tracker.detections == 1
+
+    def widen(lmk: np.ndarray) -> np.ndarray:  # the jaw line run out to both sides (a yawn's bad fit)
+        out = lmk.copy()
+        out[:17, 0] += np.sign(out[:17, 0] - out[27:36, 0].mean()) * 0.5 * eye_distance(lmk)
+        return out
+
+    # the next box follows the brows, eyes and nose, not the jaw line
+    box = tracker._follow_box()
+    tracker._last = widen(first)
+    assert np.allclose(tracker._follow_box(), box)
+    tracker._last = first
+
+    class Bloats:  # the predictor's next fit comes out wide, as dlib's did on a yawn
+        def __init__(self, inner) -> None:
+            self.inner, self.once = inner, True
+
+        def predict(self, image, box):
+            lmk = self.inner.predict(image, box)
+            if self.once:
+                self.once = False
+                return widen(lmk)
+            return lmk
+
+    tracker.predictor = Bloats(tracker.predictor)
+    second = tracker.update(img)
+    assert second.detected and tracker.detections == 2  # the wide fit was checked by a detection ...
+    assert np.abs(second.landmarks - first).max() <= 3.0 < 0.2 * eye_distance(first)  # ... whose fit replaced it
+
+
 def test_no_face_image() -> None:
     flat = np.full((200, 200, 3), 128, np.uint8)
     with pytest.raises(NoFaceError):
