@@ -572,6 +572,14 @@ def test_several_faces_in_the_driving_video_are_named(micro_warp_model: Path, as
     assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
     assert "at most 2 face(s)" in r.stderr and "--driving-face-index 2 is out of range" in r.stderr
     assert not (tmp_path / "c.mp4").exists()
+    # the same clip as a source video: the note and the range error name --face-index
+    src = ("animate", "--source", str(clip), "--driving", str(clip), "--model", str(micro_warp_model), "--device",
+           "cpu", "--no-progress")
+    r = run(*src, "--out", str(tmp_path / "d.mp4"), "--face-index", "1")
+    assert r.returncode == 0 and "the source video" in r.stderr and "following face 1 by size (--face-index 0-1" \
+        in r.stderr, r.stderr
+    r = run(*src, "--out", str(tmp_path / "e.mp4"), "--face-index", "2")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--face-index 2 is out of range" in r.stderr, r.stderr
 
 
 def _face_cfg(index: int):

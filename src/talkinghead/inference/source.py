@@ -144,7 +144,7 @@ def source_groups(targets: np.ndarray, sources: np.ndarray, k: int) -> list[tupl
 
 
 def _from_video(path: str, shots: int, cfg: PrepareConfig) -> list[SourceFace]:
-    tracker = FaceTracker(cfg.tracker)
+    tracker = FaceTracker(cfg.tracker, name=f"the source video {path}", option="--face-index")
     frames, lmks = [], []
     first: np.ndarray | None = None
     with VideoReader(path) as reader:
@@ -156,6 +156,9 @@ def _from_video(path: str, shots: int, cfg: PrepareConfig) -> list[SourceFace]:
                 frames.append(frame)
                 lmks.append(res.landmarks)
     if not lmks:
+        if tracker.most_faces:  # faces were found, but never the one asked for
+            raise NoFaceError(f"the source video {path} shows at most {tracker.most_faces} face(s) at once; "
+                              f"--face-index {cfg.tracker.face_index} is out of range")
         hint = turned_face_hint(first, what="video") if first is not None else ""
         raise NoFaceError(f"no face found in the source video {path}{hint}")
     picked = diverse_indices(np.stack(lmks), shots)
