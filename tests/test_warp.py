@@ -580,6 +580,8 @@ def test_several_faces_in_the_driving_video_are_named(micro_warp_model: Path, as
         in r.stderr, r.stderr
     r = run(*src, "--out", str(tmp_path / "e.mp4"), "--face-index", "2")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--face-index 2 is out of range" in r.stderr, r.stderr
+    r = run("sketch", str(clip), "--out", str(tmp_path / "s.mp4"), "--no-progress")  # checking the tracking says so too
+    assert r.returncode == 0 and "two.mp4 shows 2 faces" in r.stderr and "(--face-index 0-1" in r.stderr, r.stderr
 
 
 def _face_cfg(index: int):

@@ -183,7 +183,7 @@ def sketch(
     with VideoReader(src) as reader:
         return write_sketch_video(
             reader, out, fps=reader.info.fps, cfg=cfg, audio_from=src if reader.info.has_audio else None,
-            progress=progress, total=reader.info.n_frames or None,
+            progress=progress, total=reader.info.n_frames or None, name=str(src),
         )
 
 

@@ -36,14 +36,16 @@ def write_sketch_video(
     audio_from: str | Path | None = None,
     progress: bool = True,
     total: int | None = None,
+    name: str | None = None,
 ) -> SketchStats:
     """Write ``crop | sketch | overlay`` panels (each ``cfg.size``²) for every frame.
 
     The crop box is fixed from the first frame with a face (streaming: memory stays bounded); frames without a
-    face show the crop of that box and an empty sketch.
+    face show the crop of that box and an empty sketch. ``name``: the video's, for the note when it shows several
+    faces.
     """
     cfg = cfg or PrepareConfig()
-    tracker = FaceTracker(cfg.tracker, fps=fps)
+    tracker = FaceTracker(cfg.tracker, fps=fps, name=name, option="--face-index")
     size = cfg.size
     box: CropBox | None = None
     n = lost = 0
