@@ -66,10 +66,10 @@ def _center_scale(lmk: np.ndarray) -> tuple[np.ndarray, float]:
     return np.array([(x0 + x1) / 2, (y0 + y1) / 2], dtype=np.float64), float(max(x1 - x0, y1 - y0, 1.0))
 
 
-def _width_ratio(lmk: np.ndarray) -> float:
-    """The whole shape's width over its brows-eyes-nose width."""
+def _proportions(lmk: np.ndarray) -> tuple[float, float]:
+    """The fit's size (as :func:`_center_scale`) and its whole width over its brows-eyes-nose width."""
     a, b = landmark_box(lmk), landmark_box(lmk[STABLE])
-    return float((a[2] - a[0]) / max(b[2] - b[0], 1.0))
+    return float(max(b[2] - b[0], b[3] - b[1], 1.0)), float((a[2] - a[0]) / max(b[2] - b[0], 1.0))
 
 
 class FaceTracker:
@@ -167,15 +167,15 @@ class FaceTracker:
         self._patch = _patch(gray, landmark_box(lmk))
         self._det_box = np.asarray(face.box, dtype=np.float64)
         self._ref = _center_scale(lmk)
-        self._check = (self._ref[1], _width_ratio(lmk))
+        self._check = _proportions(lmk)
         self._since_detect = 0
         return lmk
 
     def _drifted(self, lmk: np.ndarray) -> bool:
         """Whether a followed fit's size or proportions have moved too far from the last detection's."""
-        scale, ratio = self._check
-        return (abs(_center_scale(lmk)[1] / scale - 1) > self.config.redetect_scale
-                or abs(_width_ratio(lmk) / ratio - 1) > self.config.redetect_shape)
+        (scale, ratio), (now_scale, now_ratio) = self._check, _proportions(lmk)
+        return (abs(now_scale / scale - 1) > self.config.redetect_scale
+                or abs(now_ratio / ratio - 1) > self.config.redetect_shape)
 
     # -- per frame -------------------------------------------------------------------------------
     def _raw(self, gray: np.ndarray) -> tuple[np.ndarray | None, bool]:
@@ -202,7 +202,7 @@ class FaceTracker:
             face = self._detect(gray)
             if face is not None:
                 return self._fit_detected(gray, face), True
-            self._check = (_center_scale(lmk)[1], _width_ratio(lmk))  # none found (a turned head): go on following
+            self._check = _proportions(lmk)  # none found (a turned head): go on following
             return lmk, True
         return lmk, False
 
