@@ -22,6 +22,7 @@ from talkinghead.faces import (
     to_frame_coords,
 )
 from talkinghead.faces.accuracy import annotated_pairs, evaluate_annotated, original_sizes
+from talkinghead.faces.detect import WEAK_HOG
 from talkinghead.faces.sketch import PARTS, line_width
 from tests.conftest import CORPUS
 
@@ -124,6 +125,19 @@ def test_no_face_image() -> None:
     with pytest.raises(NoFaceError):
         detect_landmarks(flat)
     assert FaceTracker().update(flat).landmarks is None
+
+
+def test_a_blurred_photo_the_hog_detector_misses_is_found_for_a_still() -> None:
+    """An out-of-focus photo: HOG's score falls below its threshold; dlib's CNN detector confirms the face and
+    the landmarks are fitted from HOG's below-threshold box, close to the sharp photo's."""
+    img = astronaut()
+    sharp = detect_landmarks(img)
+    blurred = cv2.GaussianBlur(img, (0, 0), 4.5)
+    detector = FaceDetector(max_side=1024)
+    assert detector.detect_thorough(blurred) == []  # what the HOG detector alone finds
+    faces = detector.detect_still(blurred)
+    assert len(faces) == 1 and WEAK_HOG < faces[0].score < 0
+    assert landmark_nme(detect_landmarks(blurred, detector=detector), sharp) < 0.06
 
 
 def test_crop_box_and_coordinates() -> None:

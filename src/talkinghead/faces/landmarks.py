@@ -65,7 +65,7 @@ def detect_landmarks(
 ) -> np.ndarray:
     """Landmarks of one face in a still image (``face_index`` 0 = largest face); raises :class:`NoFaceError`."""
     detector = detector or FaceDetector(max_side=1024)
-    faces = detector.detect_thorough(image)
+    faces = detector.detect_still(image)
     if not faces:
         hint = turned_face_hint(image, detector)
         if hint:

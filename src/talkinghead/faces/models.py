@@ -14,6 +14,7 @@ from talkinghead.errors import TalkingHeadError
 
 LANDMARKS_68 = "shape_predictor_68_face_landmarks.dat"
 FACE_RECOGNITION = "dlib_face_recognition_resnet_model_v1.dat"
+CNN_DETECTOR = "mmod_human_face_detector.dat"
 
 
 @cache
