@@ -25,6 +25,7 @@ from talkinghead.data.audio import (
 )
 from talkinghead.errors import InputError
 from talkinghead.faces.measures import mouth_opening
+from talkinghead.inference.retarget import apply
 from talkinghead.speech.model import (
     AudioToMotion,
     SpeechModelConfig,
@@ -544,6 +545,35 @@ def test_articulation_scales_the_mouth_motion() -> None:
             for a in (0.0, 1.0, 2.0)}
     assert np.abs(disp[0.0]).max() == 0 and np.abs(disp[1.0]).max() > 0.01
     np.testing.assert_allclose(disp[2.0], 2 * disp[1.0], rtol=1e-5, atol=1e-6)
+
+
+def test_a_photo_with_its_mouth_open_speaks_from_rest() -> None:
+    """The astronaut smiles with her teeth showing. The audio model's displacements are learnt from resting faces,
+    so added to her open mouth they never closed it (silence left it at 0.15); it is closed to rest first, so
+    silence keeps it nearly shut and a vowel opens it. ``rest_mouth=False`` keeps the photo's mouth."""
+    from talkinghead.data.examples import astronaut
+    from talkinghead.faces.landmarks import detect_landmarks
+    from talkinghead.speech.drive import SpeechDriver
+    from talkinghead.speech.phonemes import OPEN_PHOTO, REST_OPENING, opening_direction, rest_mouth
+    from talkinghead.speech.shapes import to_canonical_matrix
+
+    model, face = load_speech_model(), detect_landmarks(astronaut())
+    assert mouth_opening(face) > OPEN_PHOTO
+    fps = 25.0
+    audio = np.concatenate([np.zeros(SAMPLE_RATE, np.float32), vowel(1.0), np.zeros(SAMPLE_RATE, np.float32)])
+    feats = sample_features(logmel(audio), frame_times(np.arange(75), fps))
+    quiet, loud = np.r_[0:20, 60:75], np.r_[30:45]
+    rested = mouth_opening(SpeechDriver(model, head_motion=0.0).track(face, feats, fps).landmarks)
+    kept = mouth_opening(SpeechDriver(model, head_motion=0.0, rest_mouth=False).track(face, feats, fps).landmarks)
+    assert rested[quiet].max() < 0.08 and rested[loud].mean() > rested[quiet].mean() + 0.05, rested.round(3)
+    assert kept[quiet].min() > 0.12 and kept[loud].mean() > kept[quiet].mean() + 0.05, kept.round(3)
+    # the rest is reached along the opening direction; a photo at rest is left as it is
+    canon = apply(to_canonical_matrix(face), face)
+    open_dir = opening_direction(model, canon)
+    assert mouth_opening(rest_mouth(canon, open_dir)) == pytest.approx(REST_OPENING, abs=0.005)
+    closed = rest_mouth(canon, open_dir, rest=0.02)
+    np.testing.assert_array_equal(rest_mouth(closed, open_dir), closed)
+    np.testing.assert_array_equal(rest_mouth(canon, open_dir)[17:48], canon[17:48])  # brows, eyes, nose stay
 
 
 def test_lip_closure_curve() -> None:

@@ -143,6 +143,7 @@ def speak(
     seed: int = 0,
     articulation: float = 1.0,
     lip_closures: bool = True,
+    rest_mouth: bool = True,
     device: str = "auto",
     backend: str = "torch",
     face_index: int = 0,
@@ -152,7 +153,8 @@ def speak(
     sound, lip-synced, with real head motion, blinks and glances; ``options`` are :class:`AnimateOptions` fields (the
     output is watermarked and signed as ``animate``'s). ``articulation``: scale of the jaw and lip motion (1 fits real
     speakers best: ``benchmarks/lipsync.py``); ``lip_closures``: for ``text``, close the lips on the spoken /p b m/
-    (eSpeak NG says when), on top of the audio model's motion."""
+    (eSpeak NG says when), on top of the audio model's motion; ``rest_mouth``: a photo showing its mouth open (a
+    smile with teeth) has it closed to rest first, so that the speech opens and closes it."""
     import tempfile
 
     from talkinghead.inference.animate import AnimateOptions, Animator
@@ -166,7 +168,7 @@ def speak(
         speech = load_speech(audio, text, Path(tmp), language=language, voice=voice,
                              words_per_minute=words_per_minute, fps=fps, max_seconds=max_seconds)
         driver = SpeechDriver(speech_model, head_motion=head_motion, articulation=articulation, seed=seed,
-                              lip_closures=lip_closures)
+                              lip_closures=lip_closures, rest_mouth=rest_mouth)
         anim = Animator(model, device=device, backend=backend, face=source_face_config(face_index))
         anim.set_source(list(source), shots=shots, finetune_steps=finetune_steps, progress=opts.progress)
         return _speak(anim, out, speech, driver, opts)

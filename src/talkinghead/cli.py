@@ -228,6 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="scale of the jaw and lip motion (default 1; 1.5 = livelier, less like real speakers)")
     p.add_argument("--no-lip-closures", action="store_true",
                    help="with --text, move the lips from the audio model alone (no closures on the spoken p, b, m)")
+    p.add_argument("--keep-open-mouth", action="store_true",
+                   help="keep a photo's open mouth (e.g. a smile showing teeth) as the resting mouth; by default it "
+                        "is closed to rest and the speech opens it")
     p.add_argument("--speech-model", help="speech model file (default: the shipped one; see train-speech)")
     p.add_argument("--model", help="model file, person file (from `finetune`) or training run (default: shipped)")
     p.add_argument("--finetune-steps", type=int, default=0, help="fine-tune on the sources first (0 = feed-forward)")
@@ -464,7 +467,8 @@ def _cmd_speak(args: argparse.Namespace) -> int:
                        speech_model=args.speech_model, finetune_steps=args.finetune_steps, shots=args.shots,
                        language=args.language, voice=args.voice, words_per_minute=args.rate, fps=args.fps,
                        max_seconds=args.max_seconds, head_motion=args.head_motion, seed=args.seed,
-                       articulation=args.articulation, lip_closures=not args.no_lip_closures, device=args.device,
+                       articulation=args.articulation, lip_closures=not args.no_lip_closures,
+                       rest_mouth=not args.keep_open_mouth, device=args.device,
                        backend=args.backend, paste_back=args.paste_back, max_side=args.max_side,
                        output_size=args.size, full_resolution=not args.no_full_resolution,
                        watermark=not args.no_watermark, progress=not args.no_progress,

@@ -31,7 +31,7 @@ from talkinghead.inference.gaze import iris_shift
 from talkinghead.inference.retarget import apply
 from talkinghead.speech.bank import MotionBank, idle_motion, load_bank
 from talkinghead.speech.model import AudioToMotion, load_speech_model
-from talkinghead.speech.phonemes import Phoneme, apply_closures, opening_direction
+from talkinghead.speech.phonemes import Phoneme, apply_closures, opening_direction, rest_mouth
 from talkinghead.speech.shapes import SPEECH_POINTS, UPPER_POINTS, invert, to_canonical_matrix
 
 if TYPE_CHECKING:
@@ -56,17 +56,20 @@ class SpeechTrack:
 class SpeechDriver:
     """Audio features → landmark tracks. ``head_motion``: scale of the bank's head motion, blinks and glances (0
     freezes them); ``articulation``: scale of the mouth motion; ``seed`` picks the bank clips; ``lip_closures``:
-    where the phonemes are known (text spoken by the TTS engine), close the lips on /p b m/ (:mod:`.phonemes`)."""
+    where the phonemes are known (text spoken by the TTS engine), close the lips on /p b m/ (:mod:`.phonemes`);
+    ``rest_mouth``: a photo showing its mouth open (a smile with teeth) has it closed to rest first, so the speech
+    opens and closes it (:func:`~talkinghead.speech.phonemes.rest_mouth`)."""
 
     def __init__(self, model: str | Path | AudioToMotion | None = None, bank: str | Path | MotionBank | None = None,
                  head_motion: float = 1.0, articulation: float = 1.0, seed: int = 0,
-                 lip_closures: bool = True) -> None:
+                 lip_closures: bool = True, rest_mouth: bool = True) -> None:
         self.model = model if isinstance(model, AudioToMotion) else load_speech_model(model)
         self.bank = bank if isinstance(bank, MotionBank) else load_bank(bank)
         self.head_motion = head_motion
         self.articulation = articulation
         self.seed = seed
         self.lip_closures = lip_closures
+        self.rest_mouth = rest_mouth
 
     def track(self, source: np.ndarray, features: np.ndarray, fps: float,
               phonemes: list[Phoneme] | None = None) -> SpeechTrack:
@@ -75,9 +78,12 @@ class SpeechDriver:
         to_canon = to_canonical_matrix(source)
         from_canon = invert(to_canon)
         canon = apply(to_canon, source)
+        open_dir = opening_direction(self.model, canon)
+        if self.rest_mouth:
+            canon = rest_mouth(canon, open_dir)
         disp = self.model.predict(features) * self.articulation
         if phonemes and self.lip_closures:
-            disp = apply_closures(disp, canon, opening_direction(self.model, canon), phonemes, fps)
+            disp = apply_closures(disp, canon, open_dir, phonemes, fps)
         n = len(disp)
         head, upper, gaze = idle_motion(self.bank, n, fps, seed=self.seed, amount=self.head_motion)
         shapes = np.repeat(canon[None], n, 0).astype(np.float64)

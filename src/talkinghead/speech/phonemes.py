@@ -94,6 +94,39 @@ def opening_direction(model: object, canon: np.ndarray) -> np.ndarray:
     return out.astype(np.float32)
 
 
+REST_OPENING = 0.03
+"""The mouth opening (inner-lip gap / inter-ocular distance) of a face at rest: the median over the resting faces
+(:func:`~talkinghead.speech.shapes.neutral_face`) of the 82 corpus training clips with sound (their 10th-90th
+percentiles: 0.008-0.053)."""
+
+OPEN_PHOTO = 0.06
+"""A photo whose mouth opens wider than this (above 9 in 10 resting faces; a smile showing teeth: 0.15-0.21) is
+taken to show an open mouth, not one at rest (:func:`rest_mouth`)."""
+
+
+def _gap_gain(canon: np.ndarray, open_dir: np.ndarray) -> float:
+    """This face's inter-lip gap per unit of ``open_dir`` (about 1, but the gap is a norm of this face's points)."""
+    probe = canon.copy()
+    probe[SPEECH_POINTS] += 0.1 * open_dir
+    return max((float(mouth_opening(probe)) - float(mouth_opening(canon))) / 0.1, 0.2)
+
+
+def rest_mouth(canon: np.ndarray, open_dir: np.ndarray, above: float = OPEN_PHOTO,
+               rest: float = REST_OPENING) -> np.ndarray:
+    """The face ``canon`` (canonical coordinates, ``(68, 2)``) with its mouth moved to rest (``rest``
+    inter-ocular distances open, along ``open_dir``) where the photo shows it open wider than ``above``; else
+    unchanged. The audio model's displacements are learnt from resting faces, so added to a photo's open mouth
+    (a smile showing teeth) they never close it: the mouth would stay open through every pause and /p b m/."""
+    canon = np.asarray(canon, np.float64)
+    base = float(mouth_opening(canon))
+    if base <= above:
+        return canon.astype(np.float32)
+    open_dir = np.asarray(open_dir, np.float64).reshape(-1, 2)
+    out = canon.copy()
+    out[SPEECH_POINTS] += (rest - base) / _gap_gain(canon, open_dir) * open_dir
+    return out.astype(np.float32)
+
+
 def apply_closures(disp: np.ndarray, canon: np.ndarray, open_dir: np.ndarray, phonemes: Sequence[Phoneme],
                    fps: float, closed_opening: float = 0.01) -> np.ndarray:
     """The audio model's displacements ``(T, 37, 2)`` with the lips closed on the bilabials (:func:`closure`):
@@ -108,10 +141,7 @@ def apply_closures(disp: np.ndarray, canon: np.ndarray, open_dir: np.ndarray, ph
     canon = np.asarray(canon, np.float64)
     base = float(mouth_opening(canon))
     open_dir = np.asarray(open_dir, np.float64).reshape(-1, 2)
-    # this face's inter-lip gap per unit of open_dir (about 1, but the gap is a norm of this face's points)
-    probe = canon.copy()
-    probe[SPEECH_POINTS] += 0.1 * open_dir
-    gain = max((float(mouth_opening(probe)) - base) / 0.1, 0.2)
+    gain = _gap_gain(canon, open_dir)
     shapes = canon[None].repeat(n, 0)
     shapes[:, SPEECH_POINTS] += disp
     current = mouth_opening(shapes).astype(np.float64) - base
