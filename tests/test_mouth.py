@@ -136,6 +136,38 @@ def test_frame_step_inserts_the_mouth_at_the_outputs_size(micro_warp_model: Path
     assert off.parts(opened, frame) is None
 
 
+def test_a_landmark_track_shows_the_mouth_it_is_given(micro_warp_model: Path, astronaut_png: Path,
+                                                      tmp_path: Path) -> None:
+    """``speak``'s path: a landmark track has no frames to take a mouth interior from; the one it is given
+    (``speak``: the bundled astronaut's, :func:`example_mouth`) fills the opening where the track opens wider than
+    the photo, and nothing else changes."""
+    from talkinghead.inference.animate import AnimateOptions, Animator
+    from talkinghead.inference.mouth import example_mouth
+    from talkinghead.io.images import read_image
+
+    anim = Animator(micro_warp_model, device="cpu")
+    anim.set_source([astronaut_png], progress=False)
+    src = anim.sources[0].landmarks
+    closed, opened = _shapes()
+    fit = cv2.estimateAffinePartial2D(closed[:48], src[:48])[0]
+    target = src.copy()
+    target[48:] = opened[48:] @ fit[:, :2].T + fit[:, 2]
+    track = np.stack([src, target])
+    out = {}
+    for name, mouth in (("on", _driver(opened, 10, 170)), ("off", None)):
+        opt = AnimateOptions(progress=False, watermark=False, credentials=False, driver_gaze=False,
+                             frames_dir=tmp_path / name)
+        anim.animate((track, 25.0), tmp_path / f"{name}.mp4", opt, track_mouth=mouth)
+        out[name] = [read_image(p).astype(int) for p in sorted((tmp_path / name).glob("*.png"))]
+    core = _inner_core(target)
+    assert out["on"][1][core].mean() < out["off"][1][core].mean() - 40  # the given dark interior
+    assert np.abs(out["on"][0] - out["off"][0]).max() == 0  # the photo's own mouth: nothing inserted
+    assert np.abs(out["on"][1] - out["off"][1])[~cv2.dilate(core.astype(np.uint8), np.ones((41, 41))).astype(bool)
+                                                 ].max() == 0
+    donor = example_mouth()
+    assert mouth_opening(donor.landmarks) > 0.1 and donor.patch.size > 0  # her smile shows the teeth
+
+
 @pytest.mark.parametrize("size", [(40, 30), (300, 500)])
 def test_driver_mouth_near_the_frames_border(size: tuple[int, int]) -> None:
     """A mouth at or past the frame's edge gives a (clipped) patch, never an error."""

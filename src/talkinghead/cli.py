@@ -231,6 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-open-mouth", action="store_true",
                    help="keep a photo's open mouth (e.g. a smile showing teeth) as the resting mouth; by default it "
                         "is closed to rest and the speech opens it")
+    p.add_argument("--no-mouth-interior", action="store_true",
+                   help="where the mouth opens wider than in the photo, leave the model's stretched lips instead of "
+                        "showing teeth and the dark of a mouth (the bundled astronaut photo's, lit like the photo)")
     p.add_argument("--speech-model", help="speech model file (default: the shipped one; see train-speech)")
     p.add_argument("--model", help="model file, person file (from `finetune`) or training run (default: shipped)")
     p.add_argument("--finetune-steps", type=int, default=0, help="fine-tune on the sources first (0 = feed-forward)")
@@ -473,7 +476,7 @@ def _cmd_speak(args: argparse.Namespace) -> int:
                        output_size=args.size, full_resolution=not args.no_full_resolution,
                        watermark=not args.no_watermark, progress=not args.no_progress,
                        model_file=_model_file(args.model), face_index=args.face_index,
-                       driver_gaze=not args.no_glances, **credentials)
+                       driver_gaze=not args.no_glances, driver_mouth=not args.no_mouth_interior, **credentials)
     tts = f" (TTS {result.tts_seconds:.1f} s)" if args.text is not None else ""
     print(f"wrote {result.path}: {result.frames} frames at {result.fps:g} fps, {result.audio_seconds:.1f} s of speech; "
           f"{result.seconds:.1f} s of compute{tts}, {result.seconds_per_output_second:.2f} s per second of video")

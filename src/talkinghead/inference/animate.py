@@ -167,6 +167,8 @@ class _Driving:
     shifts: np.ndarray | None = None
     """A landmark track's own gaze: per frame, how far the irises slide ``(du, dv)`` (eye widths)."""
     tracker: FaceTracker | None = None
+    mouth: DriverMouth | None = None
+    """A landmark track's mouth interior (a track has no frames to take the driver's from)."""
 
 
 class Animator:
@@ -269,27 +271,31 @@ class Animator:
         audio = path if reader.info.has_audio else None
         return _Driving(items(), reader.info.fps, reader.info.n_frames or None, audio, [reader.close], tracker=tracker)
 
-    def _drive_track(self, landmarks: np.ndarray, fps: float, gaze: np.ndarray | None = None) -> _Driving:
+    def _drive_track(self, landmarks: np.ndarray, fps: float, gaze: np.ndarray | None = None,
+                     mouth: DriverMouth | None = None) -> _Driving:
         def items() -> Iterator[tuple[np.ndarray | None, np.ndarray | None]]:
             for lmk in landmarks:
                 yield (lmk if np.isfinite(lmk).all() else None), None
 
         if gaze is not None and np.shape(gaze) != (len(landmarks), 2):
             raise ValueError(f"a track's gaze must be ({len(landmarks)}, 2), not {np.shape(gaze)}")
-        return _Driving(items(), fps, len(landmarks), shifts=None if gaze is None else np.asarray(gaze, np.float64))
+        return _Driving(items(), fps, len(landmarks), shifts=None if gaze is None else np.asarray(gaze, np.float64),
+                        mouth=mouth)
 
     # -- rendering --------------------------------------------------------------------------------------
     def animate(self, driving: str | Path | tuple[np.ndarray, float] | tuple[np.ndarray, float, np.ndarray | None],
-                out: str | Path, options: AnimateOptions | None = None) -> AnimateResult:
+                out: str | Path, options: AnimateOptions | None = None,
+                track_mouth: DriverMouth | None = None) -> AnimateResult:
         """Render ``out`` (.mp4) driven by a video file or a landmark track ``(landmarks (T, 68, 2), fps)``, or
         ``(landmarks, fps, gaze)`` with the track's gaze: per frame, how far to slide the irises ``(T, 2)`` (eye
         widths along and across the eyes, as :func:`~talkinghead.inference.gaze.iris_shift` gives; used unless
-        ``driver_gaze`` is off)."""
+        ``driver_gaze`` is off). ``track_mouth``: for a track, the mouth interior shown where the target's mouth
+        opens wider than the photos' (as a driving video's own is; unless ``driver_mouth`` is off)."""
         if self.psi is None or not self.sources:
             raise InputError("set a source first (Animator.set_source)")
         opt = options or AnimateOptions()
         if isinstance(driving, tuple):
-            drv = self._drive_track(*driving)
+            drv = self._drive_track(*driving, mouth=track_mouth)
         else:
             drv = self._drive_video(Path(driving), opt.smoothing, opt.driving_face_index)
         if opt.audio is not None:
@@ -350,9 +356,10 @@ class Animator:
 
         try:
             shifts = iter(drv.shifts) if drv.shifts is not None and opt.driver_gaze else None
+            mouth = drv.mouth if opt.driver_mouth else None
             for lmk, frame, parts in step.look_ahead(drv.items, drv.fps):
-                if shifts is not None:  # a landmark track's own gaze (tracks have no frames to read one from)
-                    parts = DriverParts(None, None, next(shifts))
+                if shifts is not None or mouth is not None:  # a landmark track's own (it has no frames to read)
+                    parts = DriverParts(mouth, None, next(shifts) if shifts is not None else None)
                 pending.append((step.target(lmk, frame), frame, parts))
                 if len(pending) >= opt.batch_size:
                     flush()

@@ -15,6 +15,7 @@ stays small.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import cv2
 import numpy as np
@@ -141,3 +142,14 @@ def insert_mouth(face: np.ndarray, target: np.ndarray, driver: DriverMouth, sour
     out = face.copy()
     out[lo[1] : hi[1], lo[0] : hi[0]] = np.clip(region * (1 - mask) + moved * mask + 0.5, 0, 255).astype(np.uint8)
     return out
+
+
+@cache
+def example_mouth() -> DriverMouth:
+    """The mouth interior a landmark track shows (``speak``: no driving video to take one from): the bundled
+    astronaut photo's (public domain), a smile showing the upper teeth and the dark of the mouth."""
+    from talkinghead.data.examples import astronaut
+    from talkinghead.faces.landmarks import detect_landmarks
+
+    image = astronaut()
+    return DriverMouth.of(image, detect_landmarks(image))

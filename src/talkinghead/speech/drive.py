@@ -181,4 +181,7 @@ def speak(anim: Animator, out: str | Path, speech: Speech, driver: SpeechDriver 
 def _animate_with_audio(anim: Animator, track: tuple[np.ndarray, float, np.ndarray | None], out: str | Path, opt: Any,
                         audio: Path) -> AnimateResult:
     """``Animator.animate`` on a landmark track with ``audio`` as the output's sound track."""
-    return anim.animate(track, out, dataclasses.replace(opt, audio=audio))
+    from talkinghead.inference.mouth import example_mouth
+
+    return anim.animate(track, out, dataclasses.replace(opt, audio=audio),
+                        track_mouth=example_mouth() if opt.driver_mouth else None)
