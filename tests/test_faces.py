@@ -132,7 +132,7 @@ def test_a_blurred_photo_the_hog_detector_misses_is_found_for_a_still() -> None:
     the landmarks are fitted from HOG's below-threshold box, close to the sharp photo's."""
     img = astronaut()
     sharp = detect_landmarks(img)
-    blurred = cv2.GaussianBlur(img, (0, 0), 4.5)
+    blurred = cv2.GaussianBlur(img, (0, 0), 4.0)  # HOG's score falls to -0.43
     detector = FaceDetector(max_side=1024)
     assert detector.detect_thorough(blurred) == []  # what the HOG detector alone finds
     faces = detector.detect_still(blurred)
