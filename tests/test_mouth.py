@@ -42,6 +42,16 @@ def _photo(closed: np.ndarray, skin: tuple[int, int, int], size: int = 256) -> S
     return SourceMouth.of([face], [closed])
 
 
+def _opened_on(src: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The bundled motion's open mouth (as :func:`_shapes` places it) and the photo's landmarks ``src`` with that
+    mouth's lips moved onto its face."""
+    closed, opened = _shapes()
+    fit = cv2.estimateAffinePartial2D(closed[:48], src[:48])[0]
+    target = src.copy()
+    target[48:] = opened[48:] @ fit[:, :2].T + fit[:, 2]
+    return opened, target
+
+
 def _inner_core(target: np.ndarray, size: int = 256) -> np.ndarray:
     centre = target[INNER].mean(0)
     mask = np.zeros((size, size), np.uint8)
@@ -114,11 +124,7 @@ def test_frame_step_inserts_the_mouth_at_the_outputs_size(micro_warp_model: Path
     anim = Animator(micro_warp_model, device="cpu")
     anim.set_source([astronaut_png], progress=False)
     src = anim.sources[0].landmarks
-    closed, opened = _shapes()
-    # the opened mouth moved onto the photo's face: the photo's landmarks with the open mouth's lips
-    fit = cv2.estimateAffinePartial2D(closed[:48], src[:48])[0]
-    target = src.copy()
-    target[48:] = opened[48:] @ fit[:, :2].T + fit[:, 2]
+    opened, target = _opened_on(src)
     frame = np.full((256, 256, 3), 170, np.uint8)
     cv2.fillPoly(frame, [np.round(opened[INNER]).astype(np.int32)], (10, 10, 10))
     on = FrameStep(anim, AnimateOptions(progress=False, output_size=384, driver_gaze=False))
@@ -148,10 +154,7 @@ def test_a_landmark_track_shows_the_mouth_it_is_given(micro_warp_model: Path, as
     anim = Animator(micro_warp_model, device="cpu")
     anim.set_source([astronaut_png], progress=False)
     src = anim.sources[0].landmarks
-    closed, opened = _shapes()
-    fit = cv2.estimateAffinePartial2D(closed[:48], src[:48])[0]
-    target = src.copy()
-    target[48:] = opened[48:] @ fit[:, :2].T + fit[:, 2]
+    opened, target = _opened_on(src)
     track = np.stack([src, target])
     out = {}
     for name, mouth in (("on", _driver(opened, 10, 170)), ("off", None)):

@@ -28,6 +28,7 @@ from talkinghead.data.audio import (
 )
 from talkinghead.errors import InputError
 from talkinghead.inference.gaze import iris_shift
+from talkinghead.inference.mouth import example_mouth
 from talkinghead.inference.retarget import apply
 from talkinghead.speech.bank import MotionBank, idle_motion, load_bank
 from talkinghead.speech.model import AudioToMotion, load_speech_model
@@ -181,7 +182,5 @@ def speak(anim: Animator, out: str | Path, speech: Speech, driver: SpeechDriver 
 def _animate_with_audio(anim: Animator, track: tuple[np.ndarray, float, np.ndarray | None], out: str | Path, opt: Any,
                         audio: Path) -> AnimateResult:
     """``Animator.animate`` on a landmark track with ``audio`` as the output's sound track."""
-    from talkinghead.inference.mouth import example_mouth
-
     return anim.animate(track, out, dataclasses.replace(opt, audio=audio),
                         track_mouth=example_mouth() if opt.driver_mouth else None)
