@@ -1,8 +1,9 @@
 """Where self-reenactment SSIM is won and lost: inside the target's face or outside it. Prints figures; asserts
 nothing.
 
-It takes the evaluation protocol's own identities, sources and targets (``talkinghead evaluate``: feed-forward,
-driving frames aligned onto the source, the real driving frame warped alike as ground truth) and splits dataset
+It takes the evaluation protocol's own identities, sources and targets (``talkinghead evaluate``: feed-forward;
+driving frames of the source's clip as they are, another clip's aligned onto the source with the real frame warped
+alike; ``--align face`` aligns both, the protocol before 2026-11-29) and splits dataset
 SSIM's per-pixel map (scikit-image, 7x7 windows, mean over RGB) into
 
 - **face**: the convex hull of the target landmarks grown by 15 % about their centre;
@@ -19,7 +20,7 @@ and, inside the face, a plain thin-plate warp of the first source to the target 
 64² grid, without the network).
 
     .venv/bin/python benchmarks/eval_regions.py --data /tmp/ds/corpus256 [--split val] [--shots 1]
-        [--frames-per-identity 8] [--model FILE]
+        [--frames-per-identity 8] [--model FILE] [--align auto|face]
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ def main() -> None:
     ap.add_argument("--shots", type=int, default=1)
     ap.add_argument("--frames-per-identity", type=int, default=8)
     ap.add_argument("--model", default=None)
+    ap.add_argument("--align", choices=("auto", "face"), default="auto")
     args = ap.parse_args()
     torch.manual_seed(0)
     np.random.seed(0)
@@ -73,7 +75,7 @@ def main() -> None:
     rows: dict[str, list[list[float]]] = defaultdict(list)
     for person in people:
         faces = person.sources(args.shots)
-        targets, real = person.self_targets(faces[0])
+        targets, real = person.self_targets(faces[0], args.align)
         anim = Animator(bundle, device="cpu")
         anim.set_faces(faces, 0, progress=False)
         ours, base = generate(anim, targets), warp(faces, targets)

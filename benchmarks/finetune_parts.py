@@ -2,8 +2,8 @@
 asserts nothing.
 
 On the evaluation protocol's identities, sources and targets (``talkinghead evaluate``: T sources from one clip,
-driving frames from another clip of the person, aligned onto the first source; the real frame warped alike is the
-ground truth), per identity: SSIM and PSNR at 256² of feed-forward and of fine-tuning ``--steps`` steps with each
+driving frames from another clip of the person, aligned onto the first source, the real frame warped alike being
+the ground truth; with one clip, its later frames as they are), per identity: SSIM and PSNR at 256² of feed-forward and of fine-tuning ``--steps`` steps with each
 of ``--parts`` (``all``: G's weights and ψ′, the default; ``decoder``: G without its source encoder and motion
 network; ``adain``: ψ′ alone), and the means.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -136,3 +137,25 @@ def test_evaluate_bad_input(tiny_dataset: Path, tmp_path: Path) -> None:
     args = parser.parse_args(["evaluate", "--data", str(tiny_dataset), "--split", "test", "--out", str(tmp_path)])
     with pytest.raises(InputError, match=r"no clip in split 'test'; its splits: train \(2 clips\), val \(1 clips\)"):
         run_evaluate(args)
+
+
+def test_self_targets_from_the_source_clip_are_the_real_frames_as_they_are(face256) -> None:
+    """Frames of the source's own clip share its camera and crop, so they are scored as they are: aligning them by
+    the face would move a still background by however far the head moved, which no method can know. Frames of
+    another clip are aligned onto the source (and ``align="face"`` aligns both, the earlier protocol)."""
+    from talkinghead.evaluation.protocol import Identity
+
+    img, lmk = face256
+    moved = np.roll(img, 9, axis=1)  # the driving frame: everything 9 px to the right
+    person = Identity("p", "p/a", "p/a", img[None], lmk[None], [0], moved[None], (lmk + np.float32([9, 0]))[None],
+                      [1])
+    src = person.sources(1)[0]
+    targets, real = person.self_targets(src)
+    assert np.array_equal(real[0], moved) and np.allclose(targets[0], lmk + np.float32([9, 0]))
+    for p, align in ((person, "face"), (dataclasses.replace(person, driving_clip="p/b"), "auto")):
+        targets, real = p.self_targets(src, align)
+        assert np.allclose(targets[0], lmk, atol=1e-3)  # the shift is undone, frame and landmarks alike
+        inner = (slice(20, 236), slice(20, 236))
+        assert np.abs(real[0][inner].astype(int) - img[inner]).mean() < 1.0
+    with pytest.raises(ValueError):
+        person.self_targets(src, "none")

@@ -41,6 +41,10 @@ def add_evaluate_command(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--max-identities", type=int, help="evaluate at most this many identities (sorted by name)")
     p.add_argument("--frames-per-identity", type=int, default=16, help="driving frames per identity (default 16)")
     p.add_argument("--finetune-steps", type=int, help="fine-tuning steps of the ft mode (default: by T)")
+    p.add_argument("--align", choices=("auto", "face"), default="auto",
+                   help="self-reenactment's driving frames: auto = a clip of the source's own as it is, another clip "
+                        "aligned onto the source by the face (default); face = always aligned by the face (the "
+                        "protocol before 2026-11-29)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--out", required=True, help="report folder (report.md, metrics.json, grids/, plots/)")
@@ -66,7 +70,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     result = evaluate(args.model, args.data, split=args.split, shots=shots, modes=modes, baselines=baselines,
                       max_identities=args.max_identities, frames_per_identity=args.frames_per_identity,
                       finetune_steps=args.finetune_steps, out_dir=args.out, seed=args.seed,
-                      progress=not args.no_progress, device=args.device)
+                      progress=not args.no_progress, device=args.device, align=args.align)
     print(tables(result))
     print(f"wrote {result.out_dir / 'report.md'} and metrics.json ({result.seconds:.1f} s)")
     return 0

@@ -2,10 +2,14 @@
 
 Self-reenactment (per identity): T diverse source frames of one clip; driving frames from another clip of the same
 person (or, with one clip, frames of the same clip disjoint from the sources: sources from its first half, driving
-from its second half). Driving landmarks are *aligned* onto the source (absolute mode: one similarity fitted on the
-first driving frame, onto the most typical source frame, which is the first source for every T, so T = 1 and
-T = 8 are scored on the very same targets); the ground truth is the real driving frame warped by the same
-similarity. Generated and real
+from its second half). With one clip, sources and driving frames share one camera and one crop box, so the driving
+frames' own landmarks are the targets and the real frames, untouched, the ground truth (the paper's protocol). From
+another clip, whose camera and crop differ, the driving landmarks are *aligned* onto the source (absolute mode: one
+similarity fitted on the first driving frame, onto the most typical source frame, which is the first source for
+every T, so T = 1 and T = 8 are scored on the very same targets); the ground truth is the real driving frame warped
+by the same similarity. ``align="face"`` aligns one clip's frames that way too, as the protocol did before
+2026-11-29: that moved a still background by however far the head had moved between the source and the first
+driving frame, which no method shown only the target landmarks can know. Generated and real
 are compared at 256² (the model's output is upscaled): SSIM, PSNR, CSIM (dlib face-recognition embedding of the
 generated vs the real frame), NME (landmarks detected on the generated image vs the target landmarks), sharpness
 ratio, and the fraction of generated frames in which a face is detected.
@@ -47,6 +51,8 @@ from talkinghead.models.bundle import ModelBundle, load_model
 MODES = ("ff", "ft")
 SELF_METRICS = ("ssim", "psnr", "csim", "nme", "sharpness", "face_rate")
 CROSS_METRICS = ("csim", "nme", "face_rate")
+ALIGN = ("auto", "face")
+"""How self-reenactment's driving frames are put in the source's frame (:meth:`Identity.self_targets`)."""
 HIGHER_IS_BETTER = {"ssim": True, "psnr": True, "csim": True, "nme": False, "sharpness": None, "face_rate": True}
 
 
@@ -73,10 +79,17 @@ class Identity:
         return [SourceFace(self.source_pool[i], box, self.source_pool[i], self.pool_landmarks[i],
                            f"{self.source_clip}#{self.pool_ids[i]}") for i in pick]
 
-    def self_targets(self, source: SourceFace) -> tuple[np.ndarray, np.ndarray]:
-        """Self-reenactment targets for ``source``: the driver's own landmarks aligned onto it (one similarity, fitted
-        on the first driving frame) ``(F, 68, 2)``, and the real driving frames warped alike ``(F, 256, 256, 3)``,
-        the ground truth."""
+    def self_targets(self, source: SourceFace, align: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+        """Self-reenactment targets for ``source`` ``(F, 68, 2)`` and the ground truth ``(F, 256, 256, 3)``.
+
+        Driving frames of the source's own clip (one camera, one crop box) are taken as they are: their landmarks
+        are the targets and the frames the truth. Those of another clip are aligned onto ``source``: one
+        similarity, fitted on the first driving frame, maps the landmarks and warps the real frames alike.
+        ``align``: ``"auto"`` (that choice), ``"face"`` (always align, the protocol before 2026-11-29)."""
+        if align not in ALIGN:
+            raise ValueError(f"align must be one of {ALIGN}, not {align!r}")
+        if align == "auto" and self.driving_clip == self.source_clip:
+            return self.driving_landmarks.astype(np.float32), self.driving.copy()
         mat = similarity(self.driving_landmarks[0], source.landmarks)
         targets = np.stack([apply(mat, p) for p in self.driving_landmarks])
         real = np.stack([cv2.warpAffine(f, mat, (CROP_SIZE, CROP_SIZE), flags=cv2.INTER_LINEAR,
@@ -203,11 +216,12 @@ def evaluate(model: str | Path | ModelBundle | None, data_root: str | Path, spli
              shots: Sequence[int] = (1, 8), modes: Sequence[str] = MODES, baselines: Sequence[str] = ("static", "warp"),
              max_identities: int | None = None, frames_per_identity: int = 16, finetune_steps: int | None = None,
              out_dir: str | Path | None = None, seed: int = 0, progress: bool = True, device: str = "auto",
-             cross: bool = True) -> EvaluationResult:
+             cross: bool = True, align: str = "auto") -> EvaluationResult:
     """Run the protocol and write the report (see :func:`talkinghead.evaluation.report.write_report`) to ``out_dir``.
 
     ``model``: a model file / checkpoint / run folder, a loaded bundle, or None (the shipped model).
-    ``finetune_steps``: steps of the ``ft`` mode (None: ``default_steps(T)``). Returns all per-identity rows.
+    ``finetune_steps``: steps of the ``ft`` mode (None: ``default_steps(T)``). ``align``: how self-reenactment's
+    driving frames are put in the source's frame (:meth:`Identity.self_targets`). Returns all per-identity rows.
     """
     from talkinghead.evaluation.report import save_grid, write_report
     from talkinghead.training.finetune import default_steps
@@ -224,6 +238,8 @@ def evaluate(model: str | Path | ModelBundle | None, data_root: str | Path, spli
     base_fns = {b: get_baseline(b) for b in dict.fromkeys(baselines)}
     if frames_per_identity < 1:
         raise InputError("--frames-per-identity must be positive")
+    if align not in ALIGN:
+        raise InputError(f"unknown --align {align!r} (choose from {', '.join(ALIGN)})")
     if finetune_steps is not None and finetune_steps < 1:
         raise InputError("--finetune-steps must be positive")
     if not split.strip():
@@ -260,7 +276,7 @@ def evaluate(model: str | Path | ModelBundle | None, data_root: str | Path, spli
               "data": str(data_root), "split": split, "shots": shots, "modes": modes, "baselines": list(base_fns),
               "max_identities": max_identities, "frames_per_identity": frames_per_identity,
               "finetune_steps": {str(t): (finetune_steps or default_steps(t, bundle.config.arch)) for t in shots} if "ft" in modes else None,
-              "seed": seed, "identities": [p.name for p in people], "cross_reenactment": cross and len(people) > 1}
+              "seed": seed, "align": align, "identities": [p.name for p in people], "cross_reenactment": cross and len(people) > 1}
     result = EvaluationResult(config, out_dir=out)
     embeds = _Embeddings()
     n_cross = len(people) if config["cross_reenactment"] else 0
@@ -274,8 +290,9 @@ def evaluate(model: str | Path | ModelBundle | None, data_root: str | Path, spli
         for k, person in enumerate(people):
             faces = person.sources(t)
             src = faces[0]
-            # --- self-reenactment: align the driver's own landmarks onto the source, warp the real frame alike
-            targets, real = person.self_targets(src)
+            # --- self-reenactment: the driver's own landmarks (from another clip: aligned onto the source, the real
+            # frame warped alike)
+            targets, real = person.self_targets(src, align)
             real_emb = [embeds.get(f"{person.name}/real/{t}/{i}", r, tg)
                         for i, (r, tg) in enumerate(zip(real, targets, strict=True))]
             shown: dict[str, np.ndarray] = {}

@@ -172,7 +172,9 @@ def write_report(result: EvaluationResult, out: Path) -> dict[str, Path]:
         f"- model: `{cfg['model']}` ({cfg['model_resolution']}², sha256 `{(cfg['model_sha256'] or '-')[:16]}`)",
         f"- data: `{cfg['data']}` split `{cfg['split']}`, {len(cfg['identities'])} identities, "
         f"{cfg['frames_per_identity']} driving frames each, seed {cfg['seed']}, {cfg.get('seconds', 0)} s",
-        "- metrics at 256² (model output upscaled). SSIM/PSNR vs the real driving frame aligned like the target; "
+        "- metrics at 256² (model output upscaled). SSIM/PSNR vs the real driving frame "
+        + ("(from the source's own clip as it is, from another clip aligned like the target); "
+           if cfg.get("align", "face") == "auto" else "aligned like the target (`--align face`); ") +
         "CSIM = cosine of dlib's face-recognition embeddings (not used in training); NME = landmarks *detected* on "
         "the image vs the target landmarks / outer-eye distance (frames with no detected face are left out of "
         "NME and counted in 'face found'); sharpness = Laplacian variance ratio to the real frame.",
