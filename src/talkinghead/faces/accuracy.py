@@ -45,11 +45,14 @@ def evaluate_annotated(
     pairs: list[tuple[Path, Path]],
     detector: FaceDetector | None = None,
     originals: dict[str, tuple[int, int]] | None = None,
+    still: bool = True,
 ) -> list[AnnotatedResult]:
     """Predict landmarks for the annotated face of each image (the detection best overlapping the annotation).
 
     ``originals``: ``{stem: (h, w)}`` of the photos the annotations were made on; a photo that was downscaled
-    since (without rescaling its points) gets its points scaled to its present size.
+    since (without rescaling its points) gets its points scaled to its present size. ``still``: fit as a still
+    picture is fitted (:meth:`~talkinghead.faces.landmarks.LandmarkPredictor.predict_still`, as for source photos);
+    False: one fit, as for each frame of a video.
     """
     detector = detector or FaceDetector(max_side=1024)
     predictor = LandmarkPredictor()
@@ -71,6 +74,6 @@ def evaluate_annotated(
             x0, y0, x1, y1 = gt_box
             w, h = x1 - x0, y1 - y0
             box = (x0 - 0.05 * w, y0 - 0.15 * h, x1 + 0.05 * w, y1 - 0.045 * h)
-        pred = predictor.predict(img, box)
+        pred = predictor.predict_still(img, box) if still else predictor.predict(img, box)
         out.append(AnnotatedResult(str(img_path), float(landmark_nme(pred, truth)), detected))
     return out

