@@ -95,6 +95,37 @@ def test_relative_motion_keeps_source_geometry() -> None:
     assert jaw_width(out_abs) / eye_width(out_abs) > 1.15 * jaw_width(src) / eye_width(src)  # the driver's jaw leaks
 
 
+def test_relative_motion_limits_how_far_the_head_grows() -> None:
+    """A driver leaning towards the camera grows by a third; the photo's face grows by at most ``max_zoom`` (its
+    hair and shoulders cannot follow a warp that holds the crop's border), its mouth still opens, and a head that
+    grows less is moved exactly as before."""
+    from talkinghead.faces.measures import interocular, mouth_opening
+
+    src = detect_landmarks(astronaut())
+    ref = src * 0.8 + np.array([40.0, 10.0], np.float32)
+    centre = ref.mean(0)
+
+    def leaning(factor: float) -> np.ndarray:
+        out = (ref - centre) * factor + centre + np.array([5.0, -3.0], np.float32)
+        out[[56, 57, 58, 65, 66, 67]] += np.array([0.0, 10.0 * factor], np.float32)  # and the mouth opens
+        return out
+
+    limited, free = Retargeter(src), Retargeter(src, max_zoom=0)
+    for r in (limited, free):
+        r.set_reference(ref)
+    near = leaning(1.34)
+    iod = float(interocular(src))
+    assert float(interocular(free(near))) / iod == pytest.approx(1.34, rel=0.01)
+    assert float(interocular(limited(near))) / iod == pytest.approx(1.1, rel=0.01)
+    assert mouth_opening(limited(near)) > mouth_opening(src) + 0.08  # the expression is kept
+    far = leaning(1 / 1.34)
+    assert float(interocular(limited(far))) / iod == pytest.approx(1 / 1.1, rel=0.01)
+    small = leaning(1.05)
+    assert np.array_equal(limited(small), free(small))
+    with pytest.raises(ValueError):
+        Retargeter(src, max_zoom=0.9)
+
+
 def test_reference_is_the_driving_frame_most_like_the_source(micro_warp_model: Path, tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """A driver that starts mid-word (mouth open) still opens and closes a closed-mouth photo's mouth."""

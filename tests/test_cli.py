@@ -62,6 +62,11 @@ def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
         main(["prepare", "x", "--out", "y", "--shard", "3/2"])
     assert e.value.code == 2
     assert capsys.readouterr().err.count("\n") == 1
+    with pytest.raises(SystemExit) as e:  # a head-size limit below 1 would shrink every head
+        main(["animate", "--source", "x.jpg", "--driving", "y.mp4", "--out", "z.mp4", "--max-zoom", "0.5"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--max-zoom" in err
 
 
 def test_config_layers(tmp_path: Path) -> None:

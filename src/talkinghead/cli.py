@@ -27,6 +27,16 @@ def _shard(text: str) -> tuple[int, int]:
     return i, n
 
 
+def _zoom(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (v == 0 or 1 <= v < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected 0 (no limit) or a factor of 1 or more, got {text}")
+    return v
+
+
 def _positive(text: str) -> int:
     try:
         v = int(text)
@@ -197,6 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", choices=["auto", "first"], default="auto",
                    help="relative motion's neutral driving frame: auto = the one of the first 2 s most like the "
                         "source in pose and expression (default), first = the first frame with a face")
+    p.add_argument("--max-zoom", type=_zoom, default=1.1, metavar="X",
+                   help="relative motion: the head grows or shrinks by at most this factor from the photo's size "
+                        "(default 1.1; a driver leaning towards the camera swells the face while hair and "
+                        "shoulders stay; 0 = no limit)")
     _add_paste_back_options(p)
     p.add_argument("--side-by-side", action="store_true", help="driving face | result")
     _add_driver_mouth_option(p)
@@ -385,7 +399,7 @@ def _cmd_animate(args: argparse.Namespace) -> int:
         api.check_output_path(Path(args.frames) / "000000.png", [*args.source, args.driving])
     result = api.animate(args.source, args.driving, args.out, model=args.model, finetune_steps=args.finetune_steps,
                          shots=args.shots, relative=args.relative, reference=args.reference,
-                         paste_back=args.paste_back, max_side=args.max_side, side_by_side=args.side_by_side,
+                         max_zoom=args.max_zoom, paste_back=args.paste_back, max_side=args.max_side, side_by_side=args.side_by_side,
                          frames_dir=args.frames, output_size=args.size, full_resolution=not args.no_full_resolution,
                          driver_mouth=not args.no_driver_mouth, driver_gaze=not args.no_driver_gaze,
                          device=args.device, backend=args.backend,

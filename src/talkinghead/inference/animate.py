@@ -73,6 +73,10 @@ class AnimateOptions:
     """Relative motion's reference (neutral) driving frame: "auto", the frame of the first ``REFERENCE_SECONDS``
     whose pose and expression are most like the source's (so a driver that starts mid-word or mid-grimace still
     opens and closes the photo's mouth as it does its own); "first", the first frame with a face (live, always)."""
+    max_zoom: float = 1.1
+    """Relative motion: the head's change of size from the reference frame is limited to this factor either way (a
+    driver leaning towards the camera otherwise swells the photo's face while its hair and shoulders stay; 0 = no
+    limit). See :data:`~talkinghead.inference.retarget.MAX_ZOOM`."""
     paste_back: bool = False
     """Blend the generated face back into the full source photo."""
     max_side: int = 1920
@@ -125,6 +129,8 @@ class AnimateOptions:
             raise InputError(f"--driving-face-index must be 0 or more, got {self.driving_face_index}")
         if self.reference not in REFERENCES:
             raise InputError(f"the reference frame must be one of {', '.join(REFERENCES)}, got {self.reference!r}")
+        if self.max_zoom != 0 and not 1.0 <= self.max_zoom < float("inf"):
+            raise InputError(f"--max-zoom must be 0 (no limit) or a factor of 1 or more, got {self.max_zoom}")
         if not MIN_OUTPUT_SIZE <= self.output_size <= MAX_OUTPUT_SIZE:
             raise InputError(f"the output face size must be {MIN_OUTPUT_SIZE} to {MAX_OUTPUT_SIZE} pixels, "
                              f"got {self.output_size}")
@@ -421,7 +427,7 @@ class FrameStep:
         self.anim = anim
         self.opt = opt
         self.src = anim.sources[0]
-        self.retarget = Retargeter(self.src.landmarks, relative=opt.relative)
+        self.retarget = Retargeter(self.src.landmarks, relative=opt.relative, max_zoom=opt.max_zoom)
         self.last: np.ndarray | None = None
         """The last driving landmarks with a face (None until one was found)."""
         self.lost = 0
