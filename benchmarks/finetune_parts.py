@@ -3,9 +3,9 @@ asserts nothing.
 
 On the evaluation protocol's identities, sources and targets (``talkinghead evaluate``: T sources from one clip,
 driving frames from another clip of the person, aligned onto the first source, the real frame warped alike being
-the ground truth; with one clip, its later frames as they are), per identity: SSIM and PSNR at 256² of feed-forward and of fine-tuning ``--steps`` steps with each
-of ``--parts`` (``all``: G's weights and ψ′, the default; ``decoder``: G without its source encoder and motion
-network; ``adain``: ψ′ alone), and the means.
+the ground truth; with one clip, its later frames as they are), per identity: SSIM and PSNR at 256² of
+feed-forward and of fine-tuning ``--steps`` steps with each of ``--parts`` (``all``: G's weights and ψ′, the
+default; ``decoder``: G without its source encoder and motion network; ``adain``: ψ′ alone), and the means.
 
     .venv/bin/python benchmarks/finetune_parts.py --data /tmp/ds/corpus256 [--shots 1,8] [--parts all,decoder,adain]
         [--steps 20] [--frames-per-identity 8] [--model FILE]

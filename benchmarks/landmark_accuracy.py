@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from talkinghead.faces.accuracy import annotated_pairs, evaluate_annotated, original_sizes
+from talkinghead.faces.accuracy import AnnotatedResult, annotated_pairs, evaluate_annotated, original_sizes
 from talkinghead.io.images import read_image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,7 +52,8 @@ def main() -> None:
         table(results)
 
 
-def table(results: list) -> None:
+def table(results: list[AnnotatedResult]) -> None:
+    """Print NME per subset and overall."""
     groups: dict[str, list] = {}
     for r in results:
         groups.setdefault(subset(Path(r.image).name), []).append(r)

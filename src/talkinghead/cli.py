@@ -399,7 +399,8 @@ def _cmd_animate(args: argparse.Namespace) -> int:
         api.check_output_path(Path(args.frames) / "000000.png", [*args.source, args.driving])
     result = api.animate(args.source, args.driving, args.out, model=args.model, finetune_steps=args.finetune_steps,
                          shots=args.shots, relative=args.relative, reference=args.reference,
-                         max_zoom=args.max_zoom, paste_back=args.paste_back, max_side=args.max_side, side_by_side=args.side_by_side,
+                         max_zoom=args.max_zoom, paste_back=args.paste_back, max_side=args.max_side,
+                         side_by_side=args.side_by_side,
                          frames_dir=args.frames, output_size=args.size, full_resolution=not args.no_full_resolution,
                          driver_mouth=not args.no_driver_mouth, driver_gaze=not args.no_driver_gaze,
                          device=args.device, backend=args.backend,

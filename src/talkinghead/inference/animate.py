@@ -36,7 +36,7 @@ from talkinghead.inference.compose import (
 )
 from talkinghead.inference.gaze import GazeFollower, move_irises
 from talkinghead.inference.mouth import DriverMouth, SourceMouth, insert_mouth
-from talkinghead.inference.retarget import Retargeter, reference_index
+from talkinghead.inference.retarget import MAX_ZOOM, Retargeter, reference_index
 from talkinghead.inference.source import SourceFace, load_sources
 from talkinghead.io.images import write_image
 from talkinghead.io.video import VideoReader, VideoWriter
@@ -73,7 +73,7 @@ class AnimateOptions:
     """Relative motion's reference (neutral) driving frame: "auto", the frame of the first ``REFERENCE_SECONDS``
     whose pose and expression are most like the source's (so a driver that starts mid-word or mid-grimace still
     opens and closes the photo's mouth as it does its own); "first", the first frame with a face (live, always)."""
-    max_zoom: float = 1.1
+    max_zoom: float = MAX_ZOOM
     """Relative motion: the head's change of size from the reference frame is limited to this factor either way (a
     driver leaning towards the camera otherwise swells the photo's face while its hair and shoulders stay; 0 = no
     limit). See :data:`~talkinghead.inference.retarget.MAX_ZOOM`."""
