@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from talkinghead.cli import main
+from talkinghead.cli import build_parser, main
 from talkinghead.config import PrepareConfig, load_config, parse_overrides
 from talkinghead.errors import InputError
 from talkinghead.io import probe_video, write_image
@@ -67,6 +67,7 @@ def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--max-zoom" in err
+    assert build_parser().parse_args(["live", "--source", "x.jpg", "--max-zoom", "0"]).max_zoom == 0  # no limit
 
 
 def test_config_layers(tmp_path: Path) -> None:

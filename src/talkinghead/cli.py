@@ -37,6 +37,13 @@ def _zoom(text: str) -> float:
     return v
 
 
+def _add_max_zoom_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-zoom", type=_zoom, default=1.1, metavar="X",
+                   help="relative motion: the head grows or shrinks by at most this factor from the photo's size "
+                        "(default 1.1; a driver leaning towards the camera swells the face while hair and "
+                        "shoulders stay; 0 = no limit)")
+
+
 def _positive(text: str) -> int:
     try:
         v = int(text)
@@ -207,10 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", choices=["auto", "first"], default="auto",
                    help="relative motion's neutral driving frame: auto = the one of the first 2 s most like the "
                         "source in pose and expression (default), first = the first frame with a face")
-    p.add_argument("--max-zoom", type=_zoom, default=1.1, metavar="X",
-                   help="relative motion: the head grows or shrinks by at most this factor from the photo's size "
-                        "(default 1.1; a driver leaning towards the camera swells the face while hair and "
-                        "shoulders stay; 0 = no limit)")
+    _add_max_zoom_option(p)
     _add_paste_back_options(p)
     p.add_argument("--side-by-side", action="store_true", help="driving face | result")
     _add_driver_mouth_option(p)
@@ -301,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="model file, person file or training run (default: shipped)")
     p.add_argument("--absolute", dest="relative", action="store_false", default=True,
                    help="use the driver's landmarks as they are (default: relative motion)")
+    _add_max_zoom_option(p)
     _add_paste_back_options(p)
     p.add_argument("--side-by-side", action="store_true", help="driving face | result")
     _add_driver_mouth_option(p)
@@ -447,8 +452,8 @@ def _cmd_live(args: argparse.Namespace) -> int:
         marker = marking(not args.no_watermark, bool(credentials.pop("credentials")), model=anim.bundle,
                          model_file=_model_file(args.model), **credentials)  # type: ignore[arg-type]
         recorder = live.Recorder(args.out, fps, marker) if args.out else None
-        options = AnimateOptions(relative=args.relative, paste_back=args.paste_back, max_side=args.max_side,
-                                 side_by_side=args.side_by_side, output_size=args.size,
+        options = AnimateOptions(relative=args.relative, max_zoom=args.max_zoom, paste_back=args.paste_back,
+                                 max_side=args.max_side, side_by_side=args.side_by_side, output_size=args.size,
                                  full_resolution=not args.no_full_resolution,
                                  driver_mouth=not args.no_driver_mouth, driver_gaze=not args.no_driver_gaze,
                                  driving_face_index=args.driving_face_index, progress=False)
