@@ -35,7 +35,7 @@ from skimage.metrics import structural_similarity
 
 from talkinghead.data.dataset import PreparedDataset
 from talkinghead.evaluation.baselines import get_baseline
-from talkinghead.evaluation.protocol import CROP_SIZE, generate, load_identities
+from talkinghead.evaluation.protocol import ALIGN, CROP_SIZE, generate, load_identities
 from talkinghead.faces.warp import tps_grid, warp_image
 from talkinghead.inference.animate import Animator
 from talkinghead.models.bundle import load_model
@@ -65,7 +65,7 @@ def main() -> None:
     ap.add_argument("--shots", type=int, default=1)
     ap.add_argument("--frames-per-identity", type=int, default=8)
     ap.add_argument("--model", default=None)
-    ap.add_argument("--align", choices=("auto", "face"), default="auto")
+    ap.add_argument("--align", choices=ALIGN, default="auto")
     args = ap.parse_args()
     torch.manual_seed(0)
     np.random.seed(0)
