@@ -126,6 +126,28 @@ def test_relative_motion_limits_how_far_the_head_grows() -> None:
         Retargeter(src, max_zoom=0.9)
 
 
+def test_a_driving_video_is_tracked_without_the_causal_filters_lag(astronaut_frames, astronaut_mp4: Path) -> None:
+    """A driving file's landmarks are smoothed centred on each frame (read a few frames ahead), not by the causal
+    One-Euro filter, which trails a moving head (and the lips) by a frame or more."""
+    from talkinghead.data.examples import apply_affine
+
+    truth = np.stack([apply_affine(detect_landmarks(astronaut()), m) for m in astronaut_frames[1]])
+
+    def error(centred: float) -> float:
+        drv = Animator._drive_video(astronaut_mp4, 1.0, 0, centred)
+        got = np.stack([lmk for lmk, _ in drv.items])
+        for close in drv.closers:
+            close()
+        assert got.shape == truth.shape  # every frame, in order
+        return float(np.linalg.norm(got - truth, axis=2).mean())
+
+    centred, causal = error(1.0), error(0.0)
+    assert centred < 1.0 < causal
+    assert centred < 0.5 * causal
+    with pytest.raises(InputError):
+        AnimateOptions(track_smoothing=-1.0)
+
+
 def test_reference_is_the_driving_frame_most_like_the_source(micro_warp_model: Path, tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """A driver that starts mid-word (mouth open) still opens and closes a closed-mouth photo's mouth."""

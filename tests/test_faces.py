@@ -24,6 +24,7 @@ from talkinghead.faces import (
 from talkinghead.faces.accuracy import annotated_pairs, evaluate_annotated, original_sizes
 from talkinghead.faces.detect import WEAK_HOG
 from talkinghead.faces.sketch import PARTS, line_width
+from talkinghead.faces.smooth import smooth_stream, smooth_track
 from tests.conftest import CORPUS
 
 
@@ -93,6 +94,48 @@ def test_smoothing_reduces_jitter() -> None:
     f = OneEuroFilter(fps=25.0)
     smooth = np.stack([f(x, scale=150.0) for x in noisy])
     assert np.abs(smooth[20:] - truth[20:]).mean() < 0.5 * np.abs(noisy[20:] - truth[20:]).mean()
+
+
+def test_offline_track_smoothing_removes_jitter_without_lag_and_keeps_runs_apart() -> None:
+    rng = np.random.default_rng(2)
+    ids = np.arange(120)
+    still = np.full((120, 68, 2), 100.0)
+    noisy = still + rng.normal(0, 1.5, still.shape)
+    smooth = smooth_track(ids, noisy, sigma=1.0)
+    assert smooth.shape == noisy.shape
+    assert np.abs(smooth - still).mean() < 0.6 * np.abs(noisy - still).mean()
+    # a mouth opening and closing at 3 Hz (25 frames/s): centred smoothing does not shift it in time, the
+    # causal One-Euro filter trails it
+    moving = still.copy()
+    moving[..., 1] += 10 * np.sin(2 * np.pi * 3 * ids / 25)[:, None]
+
+    def lag(track: np.ndarray) -> int:
+        err = [np.mean((track[20:100, 0, 1] - moving[20 - k : 100 - k, 0, 1]) ** 2) for k in range(-3, 4)]
+        return int(np.argmin(err)) - 3
+
+    f = OneEuroFilter(fps=25.0)
+    assert lag(smooth_track(ids, moving, sigma=1.0)) == 0
+    assert lag(np.stack([f(x, scale=150.0) for x in moving])) >= 1
+    # a gap (frames without a face) starts a new run: nothing leaks across it
+    jump = np.concatenate([np.zeros((10, 68, 2)), np.full((10, 68, 2), 50.0)])
+    out = smooth_track(np.r_[np.arange(10), np.arange(30, 40)], jump, sigma=2.0)
+    np.testing.assert_allclose(out[:10], 0.0, atol=1e-5)
+    np.testing.assert_allclose(out[10:], 50.0, atol=1e-5)
+    np.testing.assert_array_equal(smooth_track(ids, noisy, 0.0), noisy.astype(np.float32))
+
+
+def test_streamed_smoothing_equals_the_whole_track_and_delays_nothing_it_gives_back() -> None:
+    rng = np.random.default_rng(3)
+    lmk = rng.normal(size=(60, 68, 2))
+    lost = {0, 7, 8, 30, 59}
+    items = [(None if i in lost else lmk[i], i) for i in range(60)]
+    out = list(smooth_stream(iter(items), 1.5))
+    assert [p for _, p in out] == list(range(60))  # every item, in order
+    assert [p for o, p in out if o is None] == sorted(lost)
+    ids = np.array([i for i in range(60) if i not in lost])
+    np.testing.assert_allclose(np.stack([o for o, _ in out if o is not None]), smooth_track(ids, lmk[ids], 1.5),
+                               atol=1e-5)
+    assert list(smooth_stream(iter(items), 0.0)) == items
 
 
 def test_tracker_picks_face_by_index() -> None:

@@ -79,6 +79,12 @@ class PrepareConfig:
     """Keep at most this many frames per clip, evenly spaced (0 = no limit)."""
     workers: int = 2
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    track_smoothing: float = 1.0
+    """Videos: each clip's landmark track is smoothed after tracking by a centred Gaussian of this many frames
+    (σ; :func:`~talkinghead.faces.smooth.smooth_track`), which neither lags nor damps the lips as the tracker's
+    causal One-Euro filter (``tracker.smoothing``, for live use) does; the tracker's filter is then off. 0 = no
+    offline smoothing, and the tracker's own filter as ``tracker.smoothing`` says (datasets made before
+    2026-11-29: One-Euro at 1 Hz)."""
 
 
 ARCHITECTURES = ("synthesis", "warp")

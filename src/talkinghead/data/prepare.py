@@ -1,6 +1,7 @@
 """``talkinghead prepare``: raw videos and photos → a dataset of face crops with landmarks (see :mod:`.format`).
 
-Per clip: track the face (:class:`~talkinghead.faces.FaceTracker`), drop frames without a face, choose one
+Per clip: track the face (:class:`~talkinghead.faces.FaceTracker`; a video's track then smoothed over time,
+centred: :func:`~talkinghead.faces.smooth.smooth_track`), drop frames without a face, choose one
 stable square crop for the clip, write the 256² crops as JPEG and the landmarks in crop coordinates. Each clip
 is written atomically, so an interrupted run resumes where it stopped. Clips are split over worker processes,
 and over machines with ``shard=(i, n)``.
@@ -18,7 +19,7 @@ import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ from talkinghead.errors import InputError, NoFaceError
 from talkinghead.faces.crop import CropBox, crop_image, face_crop_box, to_crop_coords
 from talkinghead.faces.detect import FaceDetector
 from talkinghead.faces.landmarks import detect_landmarks
+from talkinghead.faces.smooth import smooth_track
 from talkinghead.faces.track import FaceTracker
 from talkinghead.io.atomic import atomic_path, atomic_write_text
 from talkinghead.io.images import read_image
@@ -121,7 +123,8 @@ def _prepare_video(item: SourceItem, cfg: PrepareConfig, out: Path) -> ClipOutco
     path = item.paths[0]
     reader = VideoReader(path)
     info = reader.info
-    tracker = FaceTracker(cfg.tracker, fps=info.fps)
+    offline = cfg.track_smoothing > 0  # smooth the whole track afterwards, centred, instead of causally
+    tracker = FaceTracker(replace(cfg.tracker, smoothing=0.0) if offline else cfg.tracker, fps=info.fps)
     landmarks: dict[int, np.ndarray] = {}
     buffer: dict[int, np.ndarray] = {}
     buffered = 0
@@ -151,6 +154,10 @@ def _prepare_video(item: SourceItem, cfg: PrepareConfig, out: Path) -> ClipOutco
     messages = [f"{path}: stream is truncated after frame {n}; kept what decoded"] if reader.truncated else []
     if not landmarks:
         raise NoFaceError(f"{path}: no face found in {n} frame(s)")
+    if offline:
+        ids = np.array(sorted(landmarks), dtype=int)
+        landmarks = dict(zip(ids.tolist(), smooth_track(ids, np.stack([landmarks[i] for i in ids]),
+                                                        cfg.track_smoothing), strict=True))
     chosen = _choose_frames(np.array(sorted(landmarks), dtype=int), cfg.stride, cfg.max_frames)
     if len(chosen) < cfg.min_frames:
         reason = f"too few usable frames: {len(chosen)} with a face (of {n}), need {cfg.min_frames}"

@@ -1,14 +1,20 @@
-"""Temporal smoothing of landmark tracks: the One-Euro filter (Casiez et al., CHI 2012).
+"""Temporal smoothing of landmark tracks.
 
-Causal (usable while streaming a driving video) and adaptive: strong smoothing when the face is still
-(removes jitter), little lag when it moves fast (keeps speech motion).
+- :class:`OneEuroFilter` (Casiez et al., CHI 2012): causal (usable while streaming a driving video) and adaptive:
+  strong smoothing when the face is still (removes jitter), less lag when it moves fast.
+- :func:`smooth_track`: offline, centred on each frame (a dataset's tracks, where the whole clip is known), and
+  :func:`smooth_stream`, the same on a stream read a few frames ahead (a driving video file).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
 
 import numpy as np
+
+T = TypeVar("T")
 
 
 def _alpha(cutoff: float | np.ndarray, dt: float) -> float | np.ndarray:
@@ -47,3 +53,69 @@ class OneEuroFilter:
         a = _alpha(cutoff, self.dt)
         self._x = a * x + (1.0 - a) * self._x
         return self._x.astype(np.float32)
+
+
+def smooth_track(frame_ids: np.ndarray, landmarks: np.ndarray, sigma: float) -> np.ndarray:
+    """Zero-phase smoothing of a whole landmark track, for offline use (``prepare``): a Gaussian of ``sigma`` frames,
+    centred on each frame, over each run of consecutive frames (``frame_ids``, ascending; a gap, where no face was
+    found, starts a new run; the ends are extended with their own values). ``landmarks (N, 68, 2)`` → same shape.
+
+    Unlike the causal :class:`OneEuroFilter` it neither lags nor damps fast motion: with the corpus tracked by
+    One-Euro at 1 Hz, a validation identity's stored mouth shapes trailed the frames, and the evaluation's warp
+    baseline scored SSIM 0.840 at T = 1; with the same clips tracked per frame and smoothed here at σ = 1 frame,
+    0.856 (``docs/eval``)."""
+    lmk = np.asarray(landmarks, dtype=np.float64)
+    ids = np.asarray(frame_ids)
+    if sigma <= 0 or len(lmk) < 2:
+        return lmk.astype(np.float32)
+    radius = max(1, int(math.ceil(3 * sigma)))
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    taps /= taps.sum()
+    out = np.empty_like(lmk)
+    cuts = np.flatnonzero(np.diff(ids) != 1) + 1
+    for run in np.split(np.arange(len(lmk)), cuts):
+        seg = lmk[run]
+        padded = np.concatenate([np.repeat(seg[:1], radius, 0), seg, np.repeat(seg[-1:], radius, 0)])
+        out[run] = sum(w * padded[k : k + len(seg)] for k, w in enumerate(taps))
+    return out.astype(np.float32)
+
+
+def smooth_stream(items: Iterable[tuple[np.ndarray | None, T]], sigma: float) -> Iterator[tuple[np.ndarray | None, T]]:
+    """:func:`smooth_track` on a stream of ``(landmarks or None, payload)`` items (a driving video being tracked):
+    each item comes out ``ceil(3 sigma)`` items later with its landmarks smoothed, centred; None (no face) ends a
+    run and passes through. The same values as :func:`smooth_track` on the whole track."""
+    if sigma <= 0:
+        yield from items
+        return
+    radius = max(1, int(math.ceil(3 * sigma)))
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    taps /= taps.sum()
+    run: list[np.ndarray] = []  # this run's landmarks so far (the last 2 radius + 1 are enough)
+    start = 0  # run position of run[0]
+    pending: list[tuple[int, T]] = []  # (run position, payload) not yet given out
+
+    def value(pos: int, known: int) -> np.ndarray:
+        idx = np.clip(np.arange(pos - radius, pos + radius + 1), 0, known - 1) - start
+        return np.tensordot(taps, np.stack([run[i] for i in idx]), axes=1).astype(np.float32)
+
+    for lmk, payload in items:
+        if lmk is None:
+            known = start + len(run)
+            for pos, p in pending:
+                yield value(pos, known), p
+            pending, run, start = [], [], 0
+            yield None, payload
+            continue
+        run.append(np.asarray(lmk, dtype=np.float64))
+        pending.append((start + len(run) - 1, payload))
+        known = start + len(run)
+        while pending and pending[0][0] + radius < known:
+            pos, p = pending.pop(0)
+            yield value(pos, known), p
+        if len(run) > 2 * radius + 1:  # older landmarks are no longer needed
+            drop = len(run) - (2 * radius + 1)
+            del run[:drop]
+            start += drop
+    known = start + len(run)
+    for pos, p in pending:
+        yield value(pos, known), p

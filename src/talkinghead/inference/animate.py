@@ -23,6 +23,7 @@ from talkinghead.errors import InputError, NoFaceError
 from talkinghead.faces.crop import CropBox, crop_image, face_crop_box
 from talkinghead.faces.landmarks import turned_face_hint
 from talkinghead.faces.sketch import draw_sketch
+from talkinghead.faces.smooth import smooth_stream
 from talkinghead.faces.track import FaceTracker
 from talkinghead.inference.backends import Backend, RenderLayers, embedder_inputs, make_backend, pick_device
 from talkinghead.inference.compose import (
@@ -51,6 +52,8 @@ CROP_SIZE = 256
 
 MIN_OUTPUT_SIZE, MAX_OUTPUT_SIZE = 64, 2048
 """The output face side's range, in pixels (smaller shows no usable face; larger is only more upscaling)."""
+MAX_TRACK_SMOOTHING = 10.0
+"""The widest centred smoothing of a driving video's landmarks, in frames (σ; 3 σ frames are read ahead)."""
 
 FULL_RESOLUTION_FROM = 1.1
 """``full_resolution`` composes at the output's size where it is this many times the model's resolution or more."""
@@ -96,7 +99,13 @@ class AnimateOptions:
     watermark: bool = True
     """Mark every frame as synthetic (invisible watermark + container tags). See ``talkinghead verify``."""
     smoothing: float = 1.0
-    """One-Euro smoothing of the driving landmarks (min cut-off, Hz; 0 = off)."""
+    """One-Euro smoothing of the driving landmarks (min cut-off, Hz; 0 = off): live driving, and a driving video
+    file when ``track_smoothing`` is 0."""
+    track_smoothing: float = 1.0
+    """A driving video file: its landmarks smoothed by a Gaussian of this many frames (σ) centred on each frame,
+    read ``ceil(3 σ)`` frames ahead (:func:`~talkinghead.faces.smooth.smooth_stream`), instead of the causal
+    One-Euro filter, which trails the driver's mouth by a frame and damps it (the output's lips then lag the
+    driving video's sound); 0 = the One-Euro filter (``smoothing``)."""
     crf: int = 18
     progress: bool = True
     credentials: bool = True
@@ -129,6 +138,9 @@ class AnimateOptions:
             raise InputError(f"--driving-face-index must be 0 or more, got {self.driving_face_index}")
         if self.reference not in REFERENCES:
             raise InputError(f"the reference frame must be one of {', '.join(REFERENCES)}, got {self.reference!r}")
+        if not (0.0 <= self.track_smoothing <= MAX_TRACK_SMOOTHING and 0.0 <= self.smoothing < float("inf")):
+            raise InputError(f"landmark smoothing must be 0 or more (track smoothing at most {MAX_TRACK_SMOOTHING} "
+                             f"frames), got {self.smoothing} Hz and {self.track_smoothing} frames")
         if self.max_zoom != 0 and not 1.0 <= self.max_zoom < float("inf"):
             raise InputError(f"--max-zoom must be 0 (no limit) or a factor of 1 or more, got {self.max_zoom}")
         if not MIN_OUTPUT_SIZE <= self.output_size <= MAX_OUTPUT_SIZE:
@@ -265,17 +277,21 @@ class Animator:
         return face_mask(np.stack([target, source]), CROP_SIZE)
 
     # -- driving ----------------------------------------------------------------------------------------
-    def _drive_video(self, path: Path, smoothing: float, face_index: int = 0) -> _Driving:
+    @staticmethod
+    def _drive_video(path: Path, smoothing: float, face_index: int = 0, centred: float = 0.0) -> _Driving:
+        """A driving video file's stream: tracked, then smoothed (``centred`` > 0: :func:`smooth_stream`, the
+        tracker's One-Euro filter off; else the One-Euro filter at ``smoothing`` Hz)."""
         reader = VideoReader(path)
-        tracker = FaceTracker(TrackerConfig(smoothing=smoothing, face_index=face_index), fps=reader.info.fps,
-                              name=str(path), option="--driving-face-index")
+        tracker = FaceTracker(TrackerConfig(smoothing=0.0 if centred > 0 else smoothing, face_index=face_index),
+                              fps=reader.info.fps, name=str(path), option="--driving-face-index")
 
         def items() -> Iterator[tuple[np.ndarray | None, np.ndarray | None]]:
             for frame in reader:
                 yield tracker.update(frame).landmarks, frame
 
         audio = path if reader.info.has_audio else None
-        return _Driving(items(), reader.info.fps, reader.info.n_frames or None, audio, [reader.close], tracker=tracker)
+        return _Driving(smooth_stream(items(), centred), reader.info.fps, reader.info.n_frames or None, audio,
+                        [reader.close], tracker=tracker)
 
     def _drive_track(self, landmarks: np.ndarray, fps: float, gaze: np.ndarray | None = None,
                      mouth: DriverMouth | None = None) -> _Driving:
@@ -303,7 +319,7 @@ class Animator:
         if isinstance(driving, tuple):
             drv = self._drive_track(*driving, mouth=track_mouth)
         else:
-            drv = self._drive_video(Path(driving), opt.smoothing, opt.driving_face_index)
+            drv = self._drive_video(Path(driving), opt.smoothing, opt.driving_face_index, opt.track_smoothing)
         if opt.audio is not None:
             drv.audio = Path(opt.audio)
         try:
