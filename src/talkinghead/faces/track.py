@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -23,7 +23,7 @@ import numpy as np
 from talkinghead.config import TrackerConfig
 from talkinghead.faces.detect import Face, FaceDetector, box_iou, to_gray
 from talkinghead.faces.landmarks import LandmarkPredictor, landmark_box
-from talkinghead.faces.smooth import OneEuroFilter
+from talkinghead.faces.smooth import OneEuroFilter, smooth_track
 
 log = logging.getLogger(__name__)
 
@@ -232,12 +232,23 @@ class FaceTracker:
             yield frame, self.update(frame)
 
 
-def track_video(path: str, config: TrackerConfig | None = None) -> tuple[np.ndarray, float]:
-    """Landmarks of every frame of a video ``(T, 68, 2) float32`` (NaN where no face was found), and its fps."""
+def track_video(path: str, config: TrackerConfig | None = None, centred: float = 1.0) -> tuple[np.ndarray, float]:
+    """Landmarks of every frame of a video ``(T, 68, 2) float32`` (NaN where no face was found), and its fps.
+
+    The whole video is known, so the track is smoothed afterwards, centred on each frame (``centred``: σ in
+    frames, :func:`~talkinghead.faces.smooth.smooth_track`), with the tracker's causal One-Euro filter off;
+    ``centred=0`` keeps that filter as ``config.smoothing`` says."""
     from talkinghead.io.video import VideoReader
 
+    config = config or TrackerConfig()
+    if centred > 0:
+        config = replace(config, smoothing=0.0)
     with VideoReader(path) as reader:
         tracker = FaceTracker(config, fps=reader.info.fps)
-        out = [r.landmarks if r.landmarks is not None else np.full((68, 2), np.nan, np.float32)
-               for _, r in tracker.track(reader)]
-        return np.stack(out), reader.info.fps
+        out = np.stack([r.landmarks if r.landmarks is not None else np.full((68, 2), np.nan, np.float32)
+                        for _, r in tracker.track(reader)])
+        fps = reader.info.fps
+    found = np.flatnonzero(np.isfinite(out).all(axis=(1, 2)))
+    if centred > 0 and len(found):
+        out[found] = smooth_track(found, out[found], centred)
+    return out, fps
