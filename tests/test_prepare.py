@@ -168,3 +168,19 @@ def test_prepared_tracks_follow_the_motion_without_the_causal_filters_lag(astron
     centred, causal = error(), error(track_smoothing=0.0)
     assert centred < 1.0 < causal
     assert centred < 0.5 * causal
+
+
+def test_adding_clips_with_other_track_smoothing_says_so(astronaut_mp4: Path, tmp_path: Path) -> None:
+    frames, _ = warp_video(astronaut(), affine_motion(12, amplitude=0.3), ASTRONAUT_FACE_CENTER, 256)
+    other = write_frames(tmp_path / "other.mp4", frames)
+    first, both = tmp_path / "a.csv", tmp_path / "b.csv"
+    first.write_text(f"path,identity,split\n{astronaut_mp4},astro,train\n")
+    both.write_text(f"path,identity,split\n{astronaut_mp4},astro,train\n{other},other,train\n")
+    out = tmp_path / "ds"
+    lines: list[str] = []
+    prepare_dataset([first], out, PrepareConfig(size=64, min_frames=8, workers=1, track_smoothing=0.0),
+                    progress=False, log=lines.append)
+    assert not lines
+    prepare_dataset([both], out, PrepareConfig(size=64, min_frames=8, workers=1), progress=False, log=lines.append)
+    assert len(lines) == 1 and "track_smoothing=0.0" in lines[0] and "1 new one(s) get 1.0" in lines[0]
+    assert len(PreparedDataset(out).clips) == 2

@@ -417,6 +417,12 @@ def prepare_dataset(
         else:
             summary.clips_resumed += 1
             records.append(rec)
+    if info_path.is_file() and todo and records:
+        before = json.loads(info_path.read_text()).get("config", {}).get("track_smoothing", 0.0)
+        if float(before) != float(cfg.track_smoothing):
+            log(f"{out}: its clips were tracked with track_smoothing={before} (0: the tracker's One-Euro filter, as "
+                f"before 2026-11-29), the {len(todo)} new one(s) get {cfg.track_smoothing}; --set "
+                f"track_smoothing={before} keeps them alike, or prepare into another --out")
     old_clips = [i for i, r in enumerate(records) if r.get("status") == "kept" and "audio" not in r]
     if old_clips:  # prepared before format 2: add the audio features (the frames and landmarks stay as they are)
         log(f"{out}: adding audio features to {len(old_clips)} clip(s) prepared before format version "
