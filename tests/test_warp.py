@@ -100,9 +100,12 @@ def test_warp_episodes_and_losses_fall(tiny_dataset: Path) -> None:
     assert not learner.adversarial_on(0) and learner.adversarial_on(1)
     first = learner.step(batch, 0)[0]
     assert "adversarial" not in first and "d_hinge" not in first  # reconstruction only before adversarial_from
-    history = [learner.step(batch, i)[0] for i in range(1, 12)]
+    # the tracks are smoothed centred (prepare's default), so the thin-plate prior already leaves less to learn than
+    # it did with the lagging One-Euro tracks (first L1 0.058 against 0.070): more steps, the last few averaged
+    history = [learner.step(batch, i)[0] for i in range(1, 28)]
     assert "d_hinge" in history[0] and "match" in history[0]
-    assert history[-1]["l1"] < 0.8 * first["l1"], (first, history[-1])
+    last = float(np.mean([h["l1"] for h in history[-4:]]))
+    assert last < 0.8 * first["l1"], (first, history[-4:])
 
 
 def test_feature_region_covers_eyes_and_mouth_only() -> None:
