@@ -55,6 +55,13 @@ class OneEuroFilter:
         return self._x.astype(np.float32)
 
 
+def _gaussian(sigma: float) -> tuple[int, np.ndarray]:
+    """The radius ``ceil(3 sigma)`` (at least 1) and the normalised taps ``(2 radius + 1,)`` of a Gaussian."""
+    radius = max(1, int(math.ceil(3 * sigma)))
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    return radius, taps / taps.sum()
+
+
 def smooth_track(frame_ids: np.ndarray, landmarks: np.ndarray, sigma: float) -> np.ndarray:
     """Zero-phase smoothing of a whole landmark track, for offline use (``prepare``): a Gaussian of ``sigma`` frames,
     centred on each frame, over each run of consecutive frames (``frame_ids``, ascending; a gap, where no face was
@@ -68,9 +75,7 @@ def smooth_track(frame_ids: np.ndarray, landmarks: np.ndarray, sigma: float) -> 
     ids = np.asarray(frame_ids)
     if sigma <= 0 or len(lmk) < 2:
         return lmk.astype(np.float32)
-    radius = max(1, int(math.ceil(3 * sigma)))
-    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
-    taps /= taps.sum()
+    radius, taps = _gaussian(sigma)
     out = np.empty_like(lmk)
     cuts = np.flatnonzero(np.diff(ids) != 1) + 1
     for run in np.split(np.arange(len(lmk)), cuts):
@@ -87,9 +92,7 @@ def smooth_stream(items: Iterable[tuple[np.ndarray | None, T]], sigma: float) ->
     if sigma <= 0:
         yield from items
         return
-    radius = max(1, int(math.ceil(3 * sigma)))
-    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
-    taps /= taps.sum()
+    radius, taps = _gaussian(sigma)
     run: list[np.ndarray] = []  # this run's landmarks so far (the last 2 radius + 1 are enough)
     start = 0  # run position of run[0]
     pending: list[tuple[int, T]] = []  # (run position, payload) not yet given out
