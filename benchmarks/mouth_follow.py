@@ -38,7 +38,7 @@ import numpy as np
 from talkinghead.config import PrepareConfig, TrackerConfig
 from talkinghead.evaluation.metrics import detect_face_landmarks
 from talkinghead.faces.measures import eye_opening, interocular, mouth_opening
-from talkinghead.faces.smooth import smooth_track
+from talkinghead.faces.smooth import smooth_found
 from talkinghead.faces.track import FaceTracker
 from talkinghead.inference.animate import CROP_SIZE, AnimateOptions, Animator
 from talkinghead.inference.retarget import BLINK, Retargeter, in_blink, reference_index
@@ -68,9 +68,7 @@ def track(path: Path, frames: int) -> tuple[np.ndarray, float]:
     tracker = FaceTracker(TrackerConfig(smoothing=0.0), fps=info.fps)
     lmks = [tracker.update(f).landmarks for f in images]
     track = np.stack([np.full((68, 2), np.nan, np.float32) if x is None else x for x in lmks])
-    found = np.flatnonzero(np.isfinite(track).all(axis=(1, 2)))
-    track[found] = smooth_track(found, track[found], AnimateOptions().track_smoothing)
-    return track, info.fps
+    return smooth_found(track, AnimateOptions().track_smoothing), info.fps
 
 
 def openings(video: Path) -> np.ndarray:

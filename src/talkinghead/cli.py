@@ -38,7 +38,9 @@ def _zoom(text: str) -> float:
 
 
 def _add_max_zoom_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--max-zoom", type=_zoom, default=1.1, metavar="X",
+    from talkinghead.inference.retarget import MAX_ZOOM
+
+    p.add_argument("--max-zoom", type=_zoom, default=MAX_ZOOM, metavar="X",
                    help="relative motion: the head grows or shrinks by at most this factor from the photo's size "
                         "(default 1.1; a driver leaning towards the camera swells the face while hair and "
                         "shoulders stay; 0 = no limit)")

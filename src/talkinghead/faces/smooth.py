@@ -85,6 +85,16 @@ def smooth_track(frame_ids: np.ndarray, landmarks: np.ndarray, sigma: float) -> 
     return out.astype(np.float32)
 
 
+def smooth_found(track: np.ndarray, sigma: float) -> np.ndarray:
+    """:func:`smooth_track` on a track ``(T, 68, 2)`` whose frames without a face are NaN (they stay NaN and end a
+    run); returns a new array."""
+    out = np.array(track, dtype=np.float32)
+    found = np.flatnonzero(np.isfinite(out).all(axis=(1, 2)))
+    if sigma > 0 and len(found):
+        out[found] = smooth_track(found, out[found], sigma)
+    return out
+
+
 def smooth_stream(items: Iterable[tuple[np.ndarray | None, T]], sigma: float) -> Iterator[tuple[np.ndarray | None, T]]:
     """:func:`smooth_track` on a stream of ``(landmarks or None, payload)`` items (a driving video being tracked):
     each item comes out ``ceil(3 sigma)`` items later with its landmarks smoothed, centred; None (no face) ends a

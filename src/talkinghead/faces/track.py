@@ -23,7 +23,7 @@ import numpy as np
 from talkinghead.config import TrackerConfig
 from talkinghead.faces.detect import Face, FaceDetector, box_iou, to_gray
 from talkinghead.faces.landmarks import LandmarkPredictor, landmark_box
-from talkinghead.faces.smooth import OneEuroFilter, smooth_track
+from talkinghead.faces.smooth import OneEuroFilter, smooth_found
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +248,4 @@ def track_video(path: str, config: TrackerConfig | None = None, centred: float =
         out = np.stack([r.landmarks if r.landmarks is not None else np.full((68, 2), np.nan, np.float32)
                         for _, r in tracker.track(reader)])
         fps = reader.info.fps
-    found = np.flatnonzero(np.isfinite(out).all(axis=(1, 2)))
-    if centred > 0 and len(found):
-        out[found] = smooth_track(found, out[found], centred)
-    return out, fps
+    return smooth_found(out, centred), fps
