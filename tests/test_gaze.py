@@ -90,7 +90,7 @@ def test_frame_step_reads_the_drivers_gaze_only_when_asked(micro_warp_model, ast
     assert parts is not None and parts.mouth is None and parts.gaze[0] == pytest.approx(0.6, abs=0.04)
     assert on.parts(None, frame).gaze is None  # no face: nothing read (the output holds its last gaze)
     assert on.output([anim.sources[0].landmarks], [None], [parts])[0].shape[-1] == 3
-    off = FrameStep(anim, AnimateOptions(progress=False, driver_mouth=False, driver_gaze=False))
+    off = FrameStep(anim, AnimateOptions(progress=False, driver_mouth=False, driver_gaze=False, full_blinks=False))
     assert off.parts(lmk, frame) is None
 
 

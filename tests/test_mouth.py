@@ -138,7 +138,8 @@ def test_frame_step_inserts_the_mouth_at_the_outputs_size(micro_warp_model: Path
     assert with_mouth[core].mean() < plain[core].mean() - 40
     assert np.array_equal(with_mouth[~cv2.dilate(core.astype(np.uint8), np.ones((41, 41))).astype(bool)],
                           plain[~cv2.dilate(core.astype(np.uint8), np.ones((41, 41))).astype(bool)])
-    off = FrameStep(anim, AnimateOptions(progress=False, output_size=384, driver_mouth=False, driver_gaze=False))
+    off = FrameStep(anim, AnimateOptions(progress=False, output_size=384, driver_mouth=False, driver_gaze=False,
+                                         full_blinks=False))
     assert off.parts(opened, frame) is None
 
 

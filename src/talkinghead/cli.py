@@ -97,6 +97,13 @@ def _add_driver_mouth_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-driver-gaze", action="store_true",
                    help="keep the photo's gaze: do not slide its irises as the driving face's eyes look about "
                         "(default: they follow)")
+    _add_blinks_option(p)
+
+
+def _add_blinks_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-full-blinks", action="store_true",
+                   help="close the eyes only as far as the landmarks do in a blink (about half way); default: the "
+                        "upper lids come down over the eyes as far as the driving face's do")
 
 
 def _add_paste_back_options(p: argparse.ArgumentParser) -> None:
@@ -244,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="which real head motion to use (default 0)")
     p.add_argument("--no-glances", action="store_true",
                    help="keep the photo's gaze: do not slide its irises as the bank's eyes look about")
+    _add_blinks_option(p)
     p.add_argument("--articulation", type=float, default=1.0,
                    help="scale of the jaw and lip motion (default 1; 1.5 = livelier, less like real speakers)")
     p.add_argument("--no-lip-closures", action="store_true",
@@ -410,6 +418,7 @@ def _cmd_animate(args: argparse.Namespace) -> int:
                          side_by_side=args.side_by_side,
                          frames_dir=args.frames, output_size=args.size, full_resolution=not args.no_full_resolution,
                          driver_mouth=not args.no_driver_mouth, driver_gaze=not args.no_driver_gaze,
+                         full_blinks=not args.no_full_blinks,
                          device=args.device, backend=args.backend,
                          watermark=not args.no_watermark,
                          progress=not args.no_progress, model_file=_model_file(args.model), face_index=args.face_index,
@@ -458,7 +467,7 @@ def _cmd_live(args: argparse.Namespace) -> int:
                                  max_side=args.max_side, side_by_side=args.side_by_side, output_size=args.size,
                                  full_resolution=not args.no_full_resolution,
                                  driver_mouth=not args.no_driver_mouth, driver_gaze=not args.no_driver_gaze,
-                                 driving_face_index=args.driving_face_index, progress=False)
+                                 full_blinks=not args.no_full_blinks, driving_face_index=args.driving_face_index, progress=False)
         print(f"talkinghead: live from {args.driving or f'camera {camera.index}'} at {fps:.1f} fps "
               "(Ctrl-C to stop)", file=sys.stderr, flush=True)
         result = live.run_session(anim.stream(frames, options, fps=fps, mark=marker), recorder, window, args.seconds)
@@ -498,7 +507,8 @@ def _cmd_speak(args: argparse.Namespace) -> int:
                        output_size=args.size, full_resolution=not args.no_full_resolution,
                        watermark=not args.no_watermark, progress=not args.no_progress,
                        model_file=_model_file(args.model), face_index=args.face_index,
-                       driver_gaze=not args.no_glances, driver_mouth=not args.no_mouth_interior, **credentials)
+                       driver_gaze=not args.no_glances, driver_mouth=not args.no_mouth_interior,
+                       full_blinks=not args.no_full_blinks, **credentials)
     tts = f" (TTS {result.tts_seconds:.1f} s)" if args.text is not None else ""
     print(f"wrote {result.path}: {result.frames} frames at {result.fps:g} fps, {result.audio_seconds:.1f} s of speech; "
           f"{result.seconds:.1f} s of compute{tts}, {result.seconds_per_output_second:.2f} s per second of video")
