@@ -29,9 +29,9 @@ BROWS = (np.arange(17, 22), np.arange(22, 27))
 WINDOW = 50
 """The driver's usual eye opening: the median over the last this many frames with a face (2 s at 25 fps; a blink
 lasts 2-10 frames)."""
-CLOSED = 0.7
+CLOSED = 0.65
 """A driver's eye opening (relative to its usual) at or below which its eyes are taken as closed."""
-START = 0.92
+START = 0.88
 """Readings above this are left to the landmarks alone (the detector's frame-to-frame noise is about ±0.05)."""
 MIN_WIDTH = 8.0
 """Eyes narrower than this (pixels) are left alone."""
