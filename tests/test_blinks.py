@@ -6,7 +6,16 @@ import cv2
 import numpy as np
 import pytest
 
-from talkinghead.inference.blinks import CLOSED, START, WINDOW, BlinkFollower, close_lids, lid_cover
+from talkinghead.inference.blinks import (
+    CLOSED,
+    FADE,
+    MAX_BLINK,
+    START,
+    WINDOW,
+    BlinkFollower,
+    close_lids,
+    lid_cover,
+)
 
 SKIN = (200, 160, 140)
 
@@ -80,13 +89,24 @@ def test_blinks_are_read_against_the_drivers_usual_opening() -> None:
     _, open_eyes = _face(16.0)
     _, blinking = _face(7.0)
     for _ in range(WINDOW):
-        assert follow.observe(open_eyes) == pytest.approx(1.0)
-    assert lid_cover(follow.observe(blinking)) == 1.0
+        assert follow.relative(open_eyes) == pytest.approx(1.0)
+    assert follow.relative(blinking) < CLOSED
     narrow = BlinkFollower()  # a narrow-eyed driver's eyes are its normal, not a blink
     _, squint = _face(9.0)
     for _ in range(WINDOW):
-        r = narrow.observe(squint)
-    assert lid_cover(r) == 0.0
+        assert narrow.observe(squint) == 0.0
+
+
+def test_lids_that_stay_down_longer_than_a_blink_are_left_to_the_landmarks() -> None:
+    follow = BlinkFollower()
+    _, open_eyes = _face(16.0)
+    _, low = _face(7.0)
+    for _ in range(WINDOW):
+        assert follow.observe(open_eyes) == 0.0
+    covers = [follow.observe(low) for _ in range(MAX_BLINK + FADE + 3)]  # a look down, 0.6 s
+    assert covers[:MAX_BLINK] == [1.0] * MAX_BLINK  # as long as a blink lasts: closed
+    assert np.all(np.diff(covers[MAX_BLINK - 1:MAX_BLINK + FADE]) < 0) and covers[-1] == 0.0  # then the landmarks'
+    assert follow.observe(open_eyes) == 0.0 and follow.observe(low) == 1.0  # the next blink closes again
 
 
 def test_frame_step_closes_the_outputs_eyes_in_the_drivers_blink(micro_warp_model, astronaut_png) -> None:
@@ -101,11 +121,11 @@ def test_frame_step_closes_the_outputs_eyes_in_the_drivers_blink(micro_warp_mode
     on = FrameStep(anim, AnimateOptions(progress=False))
     off = FrameStep(anim, AnimateOptions(progress=False, full_blinks=False))
     for _ in range(20):  # a landmark track (no frames): the reading comes from the landmarks alone
-        assert on.parts(src, None).eyes == pytest.approx(1.0)
+        assert on.parts(src, None).lids == 0.0
         assert off.parts(src, None) is None
     parts = on.parts(blink, None)
-    assert parts is not None and parts.eyes is not None and parts.eyes < CLOSED
-    assert on.parts(None, None).eyes == parts.eyes  # no face: the last reading is held, as the landmarks are
+    assert parts is not None and parts.lids == 1.0
+    assert on.parts(None, None).lids == parts.lids  # no face: the lids are held, as the landmarks are
     target = on.target(blink, None)
     shut = on.output([target], [None], [parts])[0]
     plain = off.output([target], [None], [None])[0]

@@ -26,7 +26,7 @@ from talkinghead.faces.sketch import draw_sketch
 from talkinghead.faces.smooth import smooth_stream
 from talkinghead.faces.track import FaceTracker
 from talkinghead.inference.backends import Backend, RenderLayers, embedder_inputs, make_backend, pick_device
-from talkinghead.inference.blinks import BlinkFollower, close_lids, lid_cover
+from talkinghead.inference.blinks import BlinkFollower, close_lids
 from talkinghead.inference.compose import (
     Paster,
     compose_layers,
@@ -388,7 +388,7 @@ class Animator:
             for lmk, frame, parts in step.look_ahead(drv.items, drv.fps):
                 if shifts is not None or mouth is not None:  # a landmark track's own (it has no frames to read)
                     parts = DriverParts(mouth, None, next(shifts) if shifts is not None else None,
-                                        parts.eyes if parts is not None else None)
+                                        parts.lids if parts is not None else None)
                 pending.append((step.target(lmk, frame), frame, parts))
                 if len(pending) >= opt.batch_size:
                     flush()
@@ -438,9 +438,9 @@ class DriverParts:
     closed)."""
     shift: np.ndarray | None = None
     """How far to slide the output's irises ``(du, dv)``, given (a landmark track's gaze) instead of read."""
-    eyes: float | None = None
-    """Its eye opening relative to its usual one (:meth:`~talkinghead.inference.blinks.BlinkFollower.observe`;
-    None: not read)."""
+    lids: float | None = None
+    """How much of the output's eye opening its upper lids cover: the driver's blink
+    (:meth:`~talkinghead.inference.blinks.BlinkFollower.observe`; None: not read)."""
 
 
 class FrameStep:
@@ -476,7 +476,7 @@ class FrameStep:
         self.gaze = GazeFollower() if opt.driver_gaze else None
         self.blinks = BlinkFollower() if opt.full_blinks else None
         """The driving face's eye opening relative to its usual one (None: blinks as the landmarks give them)."""
-        self.last_eyes: float | None = None
+        self.last_lids: float | None = None
         """The driving face's gaze, relative to where it usually looks (None: the output's eyes are not moved)."""
         self.full: list[np.ndarray] | None = None
         """With ``full_resolution``: the sources cut at the output face's size, where that is larger than the
@@ -507,17 +507,18 @@ class FrameStep:
         return chain(ahead, with_parts)
 
     def parts(self, lmk: np.ndarray | None, frame: np.ndarray | None) -> DriverParts | None:
-        """What the output takes from one driving frame besides its landmarks (None: nothing): how far its eyes are
-        open (from its landmarks, so a track without frames gives it too), and from the frame itself its mouth (a
-        frame without a face keeps the last reading and mouth, as its landmarks are) and its gaze."""
+        """What the output takes from one driving frame besides its landmarks (None: nothing): how far its lids
+        come down in a blink (read from its landmarks, so a track without frames gives it too), and from the frame
+        itself its mouth (a frame without a face keeps the last lids and mouth, as its landmarks are) and its
+        gaze."""
         if self.blinks is not None and lmk is not None:
-            self.last_eyes = self.blinks.observe(lmk)
+            self.last_lids = self.blinks.observe(lmk)
         if frame is None or (self.source_mouth is None and self.gaze is None):
-            return None if self.last_eyes is None else DriverParts(None, None, eyes=self.last_eyes)
+            return None if self.last_lids is None else DriverParts(None, None, lids=self.last_lids)
         if lmk is not None and self.source_mouth is not None:
             self.last_mouth = DriverMouth.of(frame, lmk)
         gaze = self.gaze.observe(frame, lmk) if self.gaze is not None and lmk is not None else None
-        return DriverParts(self.last_mouth, gaze, eyes=self.last_eyes)
+        return DriverParts(self.last_mouth, gaze, lids=self.last_lids)
 
     def choose_reference(self, landmarks: list[np.ndarray | None]) -> None:
         """Take the driving frame (of these, None: no face) most like the source as relative motion's reference
@@ -563,8 +564,8 @@ class FrameStep:
                     face = move_irises(face, at, part.shift)
                 elif self.gaze is not None:
                     face = move_irises(face, at, self.gaze.offset(part.gaze))
-                if part.eyes is not None:  # after the irises: the lids come down over them
-                    face = close_lids(face, at, lid_cover(part.eyes))
+                if part.lids:  # after the irises: the lids come down over them
+                    face = close_lids(face, at, part.lids)
                 if part.mouth is not None and self.source_mouth is not None:
                     face = insert_mouth(face, at, part.mouth, self.source_mouth)
             img = upscale(face, opt.output_size)

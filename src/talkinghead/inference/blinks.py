@@ -6,9 +6,9 @@ closed eye), so a warp to the target landmarks leaves the photo's eyes half open
 *squeezes* the eye between the lids, so the iris stays visible as a dark slit, where a real lid slides *over* it.
 
 :class:`BlinkFollower` reads how far the driving face's eyes are open relative to their usual opening (the median
-over the last :data:`WINDOW` frames, so a narrow-eyed driver or a long downward look is its own normal), and
-:func:`lid_cover` turns a reading under :data:`START` into the share of the output's remaining eye opening that its
-upper lids cover (all of it at :data:`CLOSED` and below). :func:`close_lids` then slides each upper lid, lashes and
+over the last :data:`WINDOW` frames, so a narrow-eyed driver is its own normal), and :func:`lid_cover` turns a
+reading under :data:`START` into the share of the output's remaining eye opening that its upper lids cover (all of
+it at :data:`CLOSED` and below), for as long as a blink lasts (:data:`MAX_BLINK`). :func:`close_lids` then slides each upper lid, lashes and
 the skin above it, down over the eye in the output face's pixels: the eye below the lid is left as it is (covered,
 not squeezed), and the skin between the lid and the brow stretches.
 """
@@ -33,6 +33,12 @@ CLOSED = 0.65
 """A driver's eye opening (relative to its usual) at or below which its eyes are taken as closed."""
 START = 0.88
 """Readings above this are left to the landmarks alone (the detector's frame-to-frame noise is about ±0.05)."""
+MAX_BLINK = 8
+"""The most frames in a row whose lids are slid more than half way (a blink lasts 2-10 frames at 25 fps: on the
+corpus' tracks, dips of the eye opening under 0.75 of its running median last 4 frames (median), 10 (90th
+percentile))."""
+FADE = 4
+"""Frames over which the cover fades out after :data:`MAX_BLINK`."""
 MIN_WIDTH = 8.0
 """Eyes narrower than this (pixels) are left alone."""
 LASH = 0.04
@@ -45,12 +51,15 @@ BAND = (0.12, 0.5)
 
 
 class BlinkFollower:
-    """A driving face's eye opening relative to its usual one, frame by frame (causal: live uses it too)."""
+    """A driving face's eye opening relative to its usual one, and the output's lid cover, frame by frame (causal:
+    live uses it too)."""
 
     def __init__(self, window: int = WINDOW) -> None:
         self.seen: deque[float] = deque(maxlen=window)
+        self.low = 0
+        """Consecutive frames read as a blink so far (:meth:`observe`)."""
 
-    def observe(self, lmk: np.ndarray) -> float:
+    def relative(self, lmk: np.ndarray) -> float:
         """This frame's eye opening over the median of the last :data:`WINDOW` (this one included); 1.0 when it
         cannot be read."""
         e = float(eye_opening(np.asarray(lmk, np.float64)))
@@ -59,10 +68,19 @@ class BlinkFollower:
         self.seen.append(e)
         return e / float(np.median(self.seen))
 
+    def observe(self, lmk: np.ndarray) -> float:
+        """The share of the output's eye opening its lids cover for this driving frame (:func:`lid_cover` of
+        :meth:`relative`), for at most :data:`MAX_BLINK` frames in a row, then fading out over :data:`FADE`: lids
+        that stay low longer are a look down (a GRID speaker reading his prompt) or a squint, which the landmarks
+        already narrow, not a blink."""
+        cover = lid_cover(self.relative(lmk))
+        self.low = self.low + 1 if cover > 0.5 else 0
+        return cover * float(np.clip(1.0 - (self.low - MAX_BLINK) / FADE, 0.0, 1.0))
+
 
 def lid_cover(relative: float | None) -> float:
     """The share of the output's eye opening its upper lids should cover for a driver reading ``relative`` (from
-    :meth:`BlinkFollower.observe`; None: none). The landmarks already narrowed the target's eyes to about
+    :meth:`BlinkFollower.relative`; None: none). The landmarks already narrowed the target's eyes to about
     ``relative`` of their usual opening; the lids come the rest of the way down so that the visible opening falls
     linearly from ``START`` at :data:`START` to nothing at :data:`CLOSED`."""
     if relative is None or not np.isfinite(relative) or relative >= START:
