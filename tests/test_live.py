@@ -21,6 +21,7 @@ from talkinghead.inference.live import (
     LiveRenderer,
     Recorder,
     live_threads,
+    live_tracker,
     paced,
     run_session,
     with_notice,
@@ -98,6 +99,27 @@ def test_stream_keeps_every_frame_when_the_consumer_keeps_up(anim: Animator, dri
             taken.release()
     assert [lf.index for lf in out] == [0, 1, 2, 3, 4] and stream.dropped == 0
     assert out[1].captured == pytest.approx(t0 + 1)
+
+
+def test_live_reads_blinks_from_the_landmarks_before_smoothing(anim: Animator, drive_frames, monkeypatch) -> None:
+    smoothed, plain = live_tracker(1.0, 25.0), live_tracker(0.0, 25.0)
+    moved = 0.0
+    for frame in drive_frames[:12]:
+        got, raw = smoothed.update(frame).landmarks, plain.update(frame).landmarks
+        assert got is not None and raw is not None
+        assert np.array_equal(smoothed.raw_landmarks, raw)  # the filter's input, not its output
+        moved = max(moved, float(np.abs(got - raw).max()))
+    assert moved > 0.5  # the clip moves, so the filter trails it
+    renderer = LiveRenderer(anim, AnimateOptions(progress=False), fps=25.0)
+    seen: list[tuple[np.ndarray | None, np.ndarray | None]] = []
+    parts = renderer.step.parts
+    monkeypatch.setattr(renderer.step, "parts", lambda lmk, frame, eyes=None: seen.append((lmk, eyes)) or
+                        parts(lmk, frame, eyes))
+    for frame in drive_frames[:3]:
+        renderer(frame)
+    assert len(seen) == 3 and all(e is not None for _, e in seen)
+    assert np.array_equal(seen[-1][1], renderer.tracker.raw_landmarks)
+    assert not np.array_equal(seen[-1][0], seen[-1][1])  # the pose is smoothed, the blink reading is not
 
 
 def test_face_leaving_holds_the_last_pose_and_returning_resumes(anim: Animator, drive_frames, faceless_frames) -> None:

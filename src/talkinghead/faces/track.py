@@ -206,6 +206,12 @@ class FaceTracker:
             return lmk, True
         return lmk, False
 
+    @property
+    def raw_landmarks(self) -> np.ndarray | None:
+        """The last frame's landmarks before the One-Euro filter (None: no face): what fast motion, a blink, reads
+        from without the filter's damping."""
+        return self._last
+
     def update(self, frame: np.ndarray) -> TrackResult:
         gray = to_gray(frame)
         if self._since_search is not None:

@@ -506,13 +506,15 @@ class FrameStep:
         self.choose_reference([lmk for lmk, _, _ in ahead])
         return chain(ahead, with_parts)
 
-    def parts(self, lmk: np.ndarray | None, frame: np.ndarray | None) -> DriverParts | None:
+    def parts(self, lmk: np.ndarray | None, frame: np.ndarray | None,
+              eyes: np.ndarray | None = None) -> DriverParts | None:
         """What the output takes from one driving frame besides its landmarks (None: nothing): how far its lids
-        come down in a blink (read from its landmarks, so a track without frames gives it too), and from the frame
-        itself its mouth (a frame without a face keeps the last lids and mouth, as its landmarks are) and its
-        gaze."""
+        come down in a blink (read from its landmarks, so a track without frames gives it too; from ``eyes``
+        where given: ``live`` passes the tracker's unfiltered landmarks, since its causal smoothing damps blinks),
+        and from the frame itself its mouth (a frame without a face keeps the last lids and mouth, as its
+        landmarks are) and its gaze."""
         if self.blinks is not None and lmk is not None:
-            self.last_lids = self.blinks.observe(lmk)
+            self.last_lids = self.blinks.observe(lmk if eyes is None else eyes)
         if frame is None or (self.source_mouth is None and self.gaze is None):
             return None if self.last_lids is None else DriverParts(None, None, lids=self.last_lids)
         if lmk is not None and self.source_mouth is not None:

@@ -189,7 +189,8 @@ class LiveRenderer:
         t0 = time.perf_counter()
         lmk = self.tracker.update(frame).landmarks
         t1 = time.perf_counter()
-        img = self.step.output([self.step.target(lmk, frame)], [frame], [self.step.parts(lmk, frame)])[0]
+        raw = self.tracker.raw_landmarks if lmk is not None else None  # blinks, undamped by the smoothing
+        img = self.step.output([self.step.target(lmk, frame)], [frame], [self.step.parts(lmk, frame, raw)])[0]
         t2 = time.perf_counter()
         if self.mark is not None:
             img = self.mark(img)
