@@ -474,10 +474,10 @@ class FrameStep:
         """What the sources' mouths show (None: the driver's mouth interior is not used)."""
         self.last_mouth: DriverMouth | None = None
         self.gaze = GazeFollower() if opt.driver_gaze else None
-        self.blinks = BlinkFollower() if opt.full_blinks else None
-        """The driving face's eye opening relative to its usual one (None: blinks as the landmarks give them)."""
-        self.last_lids: float | None = None
         """The driving face's gaze, relative to where it usually looks (None: the output's eyes are not moved)."""
+        self.blinks = BlinkFollower() if opt.full_blinks else None
+        """The driving face's blinks, read against its usual eye opening (None: blinks as the landmarks give them)."""
+        self.last_lids: float | None = None
         self.full: list[np.ndarray] | None = None
         """With ``full_resolution``: the sources cut at the output face's size, where that is larger than the
         model's (the first from the paste-back canvas itself, pixel for pixel)."""
