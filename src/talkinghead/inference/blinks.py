@@ -46,8 +46,8 @@ MIN_WIDTH = 8.0
 LASH = 0.04
 """How far below the upper lid's landmarks (eye widths) its lashes reach: they slide with the lid."""
 BELOW = 0.03
-"""A fully closed lid comes down this far past the lower lid's landmarks (eye widths), which sit on the lower lash
-line, just inside the eye's white."""
+"""A fully closed lid comes down this far past the lower lid's landmarks (eye widths; in the eye's middle, tapering
+to nothing at the corners), which sit on the lower lash line, just inside the eye's white."""
 BAND = (0.12, 0.5)
 """The skin above the lid that stretches: 0.6 of the lid-to-brow distance, within these bounds (eye widths)."""
 
@@ -139,7 +139,8 @@ def close_lids(face: np.ndarray, lmk: np.ndarray, cover: float) -> np.ndarray:
         v_up = _lid_profile(pu[upper], pv[upper], u, -1.0)
         v_lo = _lid_profile(pu[lower], pv[lower], u, 1.0)
         inside = (u > 0) & (u < 1)
-        slide = np.where(inside, cover * np.clip(v_lo - v_up + BELOW, 0.0, None), 0.0)
+        taper = np.sqrt(np.clip(1.0 - (2.0 * u - 1.0) ** 2, 0.0, None))  # 0 at the corners: no step there
+        slide = np.where(inside, cover * np.clip(v_lo - v_up + BELOW * taper, 0.0, None), 0.0)
         top = v_up - band
         edge = v_up + LASH + slide  # the lid's new edge: its lashes' lower end
         # the lid and the skin above it: [top, edge] samples [top, v_up + LASH] (stretched); below it the eye as is
