@@ -34,9 +34,8 @@ from mouth_follow import CORPUS, PORTRAITS, track, validation_clips
 from talkinghead.evaluation.metrics import detect_face_landmarks
 from talkinghead.faces.measures import eye_opening
 from talkinghead.inference.animate import AnimateOptions, Animator
+from talkinghead.inference.gaze import EYES, eye_frame
 from talkinghead.io import read_video
-
-EYES = (np.arange(36, 42), np.arange(42, 48))
 
 
 def eye_patches(image: np.ndarray, lmk: np.ndarray | None, n: int = 24) -> np.ndarray | None:
@@ -46,10 +45,7 @@ def eye_patches(image: np.ndarray, lmk: np.ndarray | None, n: int = 24) -> np.nd
     gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
     out = []
     for idx in EYES:
-        c0, c1 = lmk[idx[0]].astype(np.float64), lmk[idx[3]].astype(np.float64)
-        w = float(np.hypot(*(c1 - c0)))
-        ex = (c1 - c0) / max(w, 1e-6)
-        ey = np.array([-ex[1], ex[0]])
+        c0, ex, ey, w = eye_frame(lmk, idx)
         uu, vv = np.meshgrid(np.linspace(0, 1, n), np.linspace(-0.4, 0.4, n // 2))
         pts = c0 + (uu[..., None] * ex + vv[..., None] * ey) * w
         out.append(cv2.remap(gray, pts[..., 0].astype(np.float32), pts[..., 1].astype(np.float32),

@@ -22,9 +22,8 @@ import cv2
 import numpy as np
 
 from talkinghead.faces.measures import eye_opening
+from talkinghead.inference.gaze import EYES, eye_frame
 
-EYES = (np.arange(36, 42), np.arange(42, 48))
-"""iBUG 68 eye contours: corners at positions 0 and 3, upper lid 1-2, lower lid 4-5."""
 BROWS = (np.arange(17, 22), np.arange(22, 27))
 """The brow over each eye of :data:`EYES`."""
 WINDOW = 50
@@ -118,13 +117,9 @@ def close_lids(face: np.ndarray, lmk: np.ndarray, cover: float) -> np.ndarray:
     h, w_img = face.shape[:2]
     for idx, brow in zip(EYES, BROWS, strict=True):
         pts = lmk[idx].astype(np.float64)
-        c0 = pts[0]
-        axis = pts[3] - c0
-        w = float(np.hypot(*axis))
+        c0, ex, ey, w = eye_frame(lmk, idx)  # ey: across the eye, pointing down the face
         if w < MIN_WIDTH:
             continue
-        ex = axis / w
-        ey = np.array([-ex[1], ex[0]])  # across the eye, pointing down the face
         pu, pv = (pts - c0) @ ex / w, (pts - c0) @ ey / w
         upper, lower = [0, 1, 2, 3], [3, 4, 5, 0]
         v_brow = float(((lmk[brow] - c0) @ ey / w).mean())

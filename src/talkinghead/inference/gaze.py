@@ -48,7 +48,7 @@ LID_MARGIN = 0.7
 the lash lines, which stay where they are."""
 
 
-def _eye_frame(lmk: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+def eye_frame(lmk: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """(first corner, unit vector along the eye, unit vector across it, width in pixels)."""
     c0, c1 = lmk[idx[0]].astype(np.float64), lmk[idx[3]].astype(np.float64)
     axis = c1 - c0
@@ -69,7 +69,7 @@ def iris_position(gray: np.ndarray, lmk: np.ndarray, idx: np.ndarray, n: int = 3
 
     The eye is resampled onto an ``n × n/2`` grid in its own frame and the pixels between the lids darker than
     their 35th percentile are weighted by how much darker."""
-    c0, ex, ey, w = _eye_frame(lmk, idx)
+    c0, ex, ey, w = eye_frame(lmk, idx)
     if w < MIN_WIDTH or _lid_gap(lmk, idx) < MIN_OPEN:
         return np.full(2, np.nan)
     us = np.linspace(0.0, 1.0, n)
@@ -219,7 +219,7 @@ def move_irises(face: np.ndarray, lmk: np.ndarray, offset: Sequence[float] | np.
     gray, local = _eyes_gray(face, lmk)
     h, w_img = face.shape[:2]
     for idx in EYES:
-        c0, ex, ey, w = _eye_frame(lmk, idx)
+        c0, ex, ey, w = eye_frame(lmk, idx)
         if w < MIN_WIDTH or _lid_gap(lmk, idx) < MIN_OPEN:
             continue
         found = iris_position(gray, local, idx)
