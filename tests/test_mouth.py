@@ -179,3 +179,31 @@ def test_driver_mouth_near_the_frames_border(size: tuple[int, int]) -> None:
     frame = np.full((*size, 3), 120, np.uint8)
     d = DriverMouth.of(frame, opened)
     assert d.patch.ndim == 3 and min(d.patch.shape[:2]) >= 1
+
+
+def test_a_donor_mouth_shows_its_teeth_at_their_own_size_over_a_dark_cavity() -> None:
+    """``speak``'s mouth (the astronaut's smile, :func:`example_mouth`): her upper teeth hang from the target's upper
+    lip, only their edges showing, and the rest of the opening is dark; opened wider, the teeth keep their height
+    and the dark grows (stretched onto the opening, a smile's teeth filled it: a grin, not speech)."""
+    from talkinghead.faces.measures import interocular
+    from talkinghead.inference.mouth import TEETH_SHOW, example_mouth
+
+    closed, opened = _shapes()
+    face = np.full((256, 256, 3), 170, np.uint8)
+    photo = _photo(closed, (170, 170, 170))
+    donor = example_mouth()
+    runs = []
+    for extra in (0.0, 8.0):
+        target = opened.copy()
+        target[[56, 57, 58, 65, 66, 67], 1] += extra  # the lower lip further down
+        out = insert_mouth(face, target, donor, photo)
+        x = int(round(target[[62, 66], 0].mean()))
+        top, bottom = int(np.ceil(target[62, 1])) + 1, int(np.floor(target[66, 1])) - 1
+        column = out[top:bottom, x].astype(float).mean(1)  # grey: the photo's skin is
+        teeth, dark = int((column > 190).sum()), int((column < 80).sum())
+        assert column[:2].mean() > 190, column  # teeth right below the upper lip
+        assert column[-3:].mean() < 80, column  # the cavity above the lower lip
+        assert teeth <= TEETH_SHOW * float(interocular(target)) + 2, column  # the edges, not the whole tooth
+        runs.append((teeth, dark))
+    (teeth0, dark0), (teeth1, dark1) = runs
+    assert abs(teeth1 - teeth0) <= 1 and dark1 >= dark0 + 6, runs

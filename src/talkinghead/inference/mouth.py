@@ -14,6 +14,7 @@ stays small.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from functools import cache
 
@@ -35,6 +36,19 @@ CAST = 0.5
 brightness passes in full). Skin hue is the person's (or a painting's pigment) more than the light's: passed in full,
 a varnished painting's yellow skin against a pink-skinned driver turned white teeth lime green (B/G 0.54)."""
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+UPPER = [60, 61, 62, 63, 64]
+"""The inner corners and the upper inner lip: where a donor's upper teeth hang from."""
+CAVITY = (80, 36, 36)
+"""The mouth's cavity next to the lips, in the donor's light (RGB), for a donor that shows only teeth."""
+CAVITY_DEEP = (34, 12, 14)
+"""The cavity further in."""
+CAVITY_DEPTH = 0.03
+"""How far in (inter-ocular distances) the cavity reaches its darkest."""
+TEETH_SHOW = 0.05
+"""How much of a donor's upper teeth shows below the upper lip (inter-ocular distances): their edges, as in speech,
+not the whole of a smile's."""
+TEETH_LUMA = (120.0, 170.0)
+"""The donor's pixels inside its inner lips count as teeth from this brightness (0-255) to fully at the second."""
 
 
 def cheek_colour(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
@@ -73,6 +87,10 @@ class DriverMouth:
     patch: np.ndarray
     landmarks: np.ndarray
     skin: np.ndarray
+    teeth: np.ndarray | None = None
+    """For a donor mouth (:func:`example_mouth`), ``(h, w) float32`` in [0, 1] over ``patch``: its upper teeth.
+    Given, :func:`insert_mouth` hangs them from the target's upper inner lip at their own size over a dark cavity
+    (:func:`teeth_and_cavity`) instead of stretching the donor's opening onto the target's."""
 
     @classmethod
     def of(cls, frame: np.ndarray, landmarks: np.ndarray) -> DriverMouth:
@@ -116,11 +134,22 @@ def insert_mouth(face: np.ndarray, target: np.ndarray, driver: DriverMouth, sour
         return face
     amount = min(amount, 1.0)
     s = face.shape[0]
-    # an affine map fitted (least squares) on the inner lips and the mouth's corners: what bounds the interior
-    pts = [*INNER, 48, 54]
-    src = np.hstack([driver.landmarks[pts].astype(np.float64), np.ones((len(pts), 1))])
-    sol, *_ = np.linalg.lstsq(src, target[pts].astype(np.float64), rcond=None)
-    mat = sol.T  # (2, 3)
+    if driver.teeth is not None:
+        # a similarity fitted on the upper inner lip and the inner corners: the teeth hang from the lip at their
+        # own size, however far the mouth opens
+        mat = _similarity(driver.landmarks[UPPER], target[UPPER])
+        # then up, so that only their lowest TEETH_SHOW show below the lip (the lip covers the rest, as in speech)
+        corners = target[64].astype(np.float64) - target[60]
+        down = np.array([-corners[1], corners[0]]) / max(float(np.hypot(*corners)), 1e-6)
+        scale = float(np.hypot(*mat[:, 0]))
+        hide = _teeth_height(driver) * scale - TEETH_SHOW * float(interocular(target))
+        mat[:, 2] -= down * max(hide, 0.0)
+    else:
+        # an affine map fitted (least squares) on the inner lips and the mouth's corners: what bounds the interior
+        pts = [*INNER, 48, 54]
+        src = np.hstack([driver.landmarks[pts].astype(np.float64), np.ones((len(pts), 1))])
+        sol, *_ = np.linalg.lstsq(src, target[pts].astype(np.float64), rcond=None)
+        mat = sol.T  # (2, 3)
     if not np.isfinite(mat).all():
         return face
     inner = target[INNER]
@@ -131,25 +160,70 @@ def insert_mouth(face: np.ndarray, target: np.ndarray, driver: DriverMouth, sour
     shift = np.array([[1, 0, -lo[0]], [0, 1, -lo[1]]], np.float64)
     mat = shift @ np.vstack([mat, [0, 0, 1]])
     w, h = int(hi[0] - lo[0]), int(hi[1] - lo[1])
-    moved = relight(cv2.warpAffine(driver.patch, mat, (w, h), flags=cv2.INTER_LINEAR,
-                                   borderMode=cv2.BORDER_REPLICATE), driver.skin, source.skin)
+    moved = cv2.warpAffine(driver.patch, mat, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     # the polygon drawn a little inside the inner lips, so the driver's own lip edge stays out
     centre = inner.mean(0)
     shrunk = centre + (inner - centre) * 0.92 - lo
     soften = 0.012 * float(interocular(target))
-    mask = polygon_mask(shrunk, max(w, h), soften)[:h, :w, None] * np.float32(amount)
+    inside = polygon_mask(shrunk, max(w, h), soften)[:h, :w]
+    if driver.teeth is not None:
+        teeth = cv2.warpAffine(driver.teeth, mat, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        moved = teeth_and_cavity(moved, teeth, inside, float(interocular(target)))
+    moved = relight(moved, driver.skin, source.skin)
+    mask = inside[..., None] * np.float32(amount)
     region = face[lo[1] : hi[1], lo[0] : hi[0]].astype(np.float32)
     out = face.copy()
     out[lo[1] : hi[1], lo[0] : hi[0]] = np.clip(region * (1 - mask) + moved * mask + 0.5, 0, 255).astype(np.uint8)
     return out
 
 
+def _similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """``(2, 3)``: the rotation, uniform scale and shift that best map ``src`` ``(n, 2)`` onto ``dst``
+    (least squares)."""
+    a, b = np.asarray(src, np.float64), np.asarray(dst, np.float64)
+    ca, cb = a.mean(0), b.mean(0)
+    za, zb = (a - ca) @ [1, 1j], (b - cb) @ [1, 1j]
+    k = np.vdot(za, zb) / max(float(np.vdot(za, za).real), 1e-12)  # scale · e^{i·angle}
+    rot = np.array([[k.real, -k.imag], [k.imag, k.real]])
+    return np.hstack([rot, (cb - rot @ ca)[:, None]])
+
+
+def _teeth_height(donor: DriverMouth) -> float:
+    """How far (the donor's pixels) its teeth reach below its upper inner lip's middle."""
+    lmk = donor.landmarks.astype(np.float64)
+    corners = lmk[64] - lmk[60]
+    down = np.array([-corners[1], corners[0]]) / max(float(np.hypot(*corners)), 1e-6)
+    ys, xs = np.nonzero(donor.teeth > 0.5)  # type: ignore[operator]
+    if not len(ys):
+        return 0.0
+    return float(max(((np.stack([xs, ys], 1) - lmk[62]) @ down).max(), 0.0))
+
+
+def teeth_and_cavity(moved: np.ndarray, teeth: np.ndarray, inside: np.ndarray, iod: float) -> np.ndarray:
+    """A donor's teeth ``moved`` ``(h, w, 3)`` where ``teeth`` ``(h, w)`` says, over a dark cavity elsewhere inside
+    the inner lips (``inside``): :data:`CAVITY` at the lips, :data:`CAVITY_DEEP` from :data:`CAVITY_DEPTH`
+    inter-ocular distances in. ``float32`` RGB in the donor's light (:func:`relight` follows)."""
+    depth = cv2.distanceTransform((inside > 0.5).astype(np.uint8), cv2.DIST_L2, 3)
+    t = np.clip(depth / max(CAVITY_DEPTH * iod, 1e-3), 0.0, 1.0)[..., None]
+    cavity = np.float32(CAVITY) * (1 - t) + np.float32(CAVITY_DEEP) * t
+    k = np.clip(teeth, 0.0, 1.0)[..., None]
+    return moved.astype(np.float32) * k + cavity * (1 - k)
+
+
 @cache
 def example_mouth() -> DriverMouth:
     """The mouth interior a landmark track shows (``speak``: no driving video to take one from): the bundled
-    astronaut photo's (public domain), a smile showing the upper teeth and the dark of the mouth."""
+    astronaut photo's upper teeth (public domain: a smile showing them), hung from the upper lip over a dark cavity
+    (:func:`teeth_and_cavity`). Her teeth are the bright pixels inside her inner lips (the pink of her lower lip
+    between them left out)."""
     from talkinghead.data.examples import astronaut
     from talkinghead.faces.landmarks import detect_landmarks
 
     image = astronaut()
-    return DriverMouth.of(image, detect_landmarks(image))
+    mouth = DriverMouth.of(image, detect_landmarks(image))
+    h, w = mouth.patch.shape[:2]
+    inside = polygon_mask(mouth.landmarks[INNER], (h, w), 0.5)
+    luma = mouth.patch.astype(np.float32) @ LUMA
+    bright = np.clip((luma - TEETH_LUMA[0]) / (TEETH_LUMA[1] - TEETH_LUMA[0]), 0.0, 1.0)
+    teeth = cv2.GaussianBlur((inside * bright).astype(np.float32), (0, 0), 0.7)
+    return dataclasses.replace(mouth, teeth=teeth)
