@@ -200,8 +200,8 @@ def test_a_donor_mouth_shows_its_teeth_at_their_own_size_over_a_dark_cavity() ->
         x = int(round(target[[62, 66], 0].mean()))
         top, bottom = int(np.ceil(target[62, 1])) + 1, int(np.floor(target[66, 1])) - 1
         column = out[top:bottom, x].astype(float).mean(1)  # grey: the photo's skin is
-        teeth, dark = int((column > 190).sum()), int((column < 80).sum())
-        assert column[:2].mean() > 190, column  # teeth right below the upper lip
+        teeth, dark = int((column > 140).sum()), int((column < 80).sum())
+        assert column[:2].mean() > 150, column  # teeth right below the upper lip (about as light as the skin)
         assert column[-3:].mean() < 80, column  # the cavity above the lower lip
         assert teeth <= TEETH_SHOW * float(interocular(target)) + 2, column  # the edges, not the whole tooth
         runs.append((teeth, dark))

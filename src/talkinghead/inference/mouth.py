@@ -47,6 +47,9 @@ CAVITY_DEPTH = 0.03
 TEETH_SHOW = 0.05
 """How much of a donor's upper teeth shows below the upper lip (inter-ocular distances): their edges, as in speech,
 not the whole of a smile's."""
+KNEE = 200.0
+"""A donor's pixels relit brighter than this (0-255) are compressed towards 255 instead of clipped: relit for a
+bright photo (a black-and-white portrait's white skin) her teeth would otherwise turn a flat white."""
 TEETH_LUMA = (120.0, 170.0)
 """The donor's pixels inside its inner lips count as teeth from this brightness (0-255) to fully at the second."""
 
@@ -170,6 +173,8 @@ def insert_mouth(face: np.ndarray, target: np.ndarray, driver: DriverMouth, sour
         teeth = cv2.warpAffine(driver.teeth, mat, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         moved = teeth_and_cavity(moved, teeth, inside, float(interocular(target)))
     moved = relight(moved, driver.skin, source.skin)
+    if driver.teeth is not None:
+        moved = soft_clip(moved)
     mask = inside[..., None] * np.float32(amount)
     region = face[lo[1] : hi[1], lo[0] : hi[0]].astype(np.float32)
     out = face.copy()
@@ -197,6 +202,13 @@ def _teeth_height(donor: DriverMouth) -> float:
     if not len(ys):
         return 0.0
     return float(max(((np.stack([xs, ys], 1) - lmk[62]) @ down).max(), 0.0))
+
+
+def soft_clip(rgb: np.ndarray, knee: float = KNEE) -> np.ndarray:
+    """``rgb`` (float, 0-255 and beyond) with values over ``knee`` compressed smoothly into ``(knee, 255)``."""
+    room = 255.0 - knee
+    over = np.maximum(rgb - knee, 0.0)
+    return np.where(rgb > knee, knee + room * (1.0 - np.exp(-over / room)), rgb).astype(np.float32)
 
 
 def teeth_and_cavity(moved: np.ndarray, teeth: np.ndarray, inside: np.ndarray, iod: float) -> np.ndarray:
