@@ -10,6 +10,10 @@ the two faces' cheek colours), and faded in as the target's mouth opens beyond t
 
 :class:`DriverMouth` keeps only the pixels around the driver's lips, so a look-ahead over seconds of a 4K clip
 stays small.
+
+A landmark track (``speak``) has no driving frames: its mouth is a donor's (:func:`example_mouth`), whose upper
+teeth hang from the target's upper lip at their own size, only their edges showing, over a dark cavity
+(:func:`teeth_and_cavity`), so a wider opening shows more of the dark, not taller teeth.
 """
 
 from __future__ import annotations
