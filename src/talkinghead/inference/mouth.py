@@ -27,6 +27,7 @@ import numpy as np
 
 from talkinghead.faces.measures import interocular, mouth_opening
 from talkinghead.inference.compose import polygon_mask
+from talkinghead.inference.retarget import similarity
 
 INNER = np.arange(60, 68)
 """Inner-lip landmarks (iBUG 68): 60 and 64 are the mouth's inner corners."""
@@ -144,7 +145,7 @@ def insert_mouth(face: np.ndarray, target: np.ndarray, driver: DriverMouth, sour
     if driver.teeth is not None:
         # a similarity fitted on the upper inner lip and the inner corners: the teeth hang from the lip at their
         # own size, however far the mouth opens
-        mat = _similarity(driver.landmarks[UPPER], target[UPPER])
+        mat = similarity(driver.landmarks[UPPER], target[UPPER])
         # then up, so that only their lowest TEETH_SHOW show below the lip (the lip covers the rest, as in speech)
         corners = target[64].astype(np.float64) - target[60]
         down = np.array([-corners[1], corners[0]]) / max(float(np.hypot(*corners)), 1e-6)
@@ -184,17 +185,6 @@ def insert_mouth(face: np.ndarray, target: np.ndarray, driver: DriverMouth, sour
     out = face.copy()
     out[lo[1] : hi[1], lo[0] : hi[0]] = np.clip(region * (1 - mask) + moved * mask + 0.5, 0, 255).astype(np.uint8)
     return out
-
-
-def _similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """``(2, 3)``: the rotation, uniform scale and shift that best map ``src`` ``(n, 2)`` onto ``dst``
-    (least squares)."""
-    a, b = np.asarray(src, np.float64), np.asarray(dst, np.float64)
-    ca, cb = a.mean(0), b.mean(0)
-    za, zb = (a - ca) @ [1, 1j], (b - cb) @ [1, 1j]
-    k = np.vdot(za, zb) / max(float(np.vdot(za, za).real), 1e-12)  # scale · e^{i·angle}
-    rot = np.array([[k.real, -k.imag], [k.imag, k.real]])
-    return np.hstack([rot, (cb - rot @ ca)[:, None]])
 
 
 def _teeth_height(donor: DriverMouth) -> float:
