@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from gaze_follow import SOURCES, source_path
 
 from talkinghead.evaluation.metrics import detect_face_landmarks
 from talkinghead.faces.measures import mouth_opening
@@ -27,15 +28,7 @@ from talkinghead.inference.animate import AnimateOptions, Animator
 from talkinghead.io import read_video
 from talkinghead.speech.drive import SpeechDriver, load_speech, speak
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
-SOURCES = ["paintings/lia__mona_lisa.jpg", "paintings/sadtalker__art_2.jpg", "portraits/audrey_hepburn",
-           "portraits/hallo_3", "portraits/gpen_00004", "portraits/echomimic_b"]
 TEXT = "Hello! I am Mona Lisa. My mouth was shut for five hundred years. Now, who would have thought, I can talk."
-
-
-def source_path(name: str) -> Path:
-    p = CORPUS / "images" / name
-    return sorted(p.iterdir())[0] if p.is_dir() else p
 
 
 def main() -> None:

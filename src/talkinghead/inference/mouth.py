@@ -147,11 +147,9 @@ def insert_mouth(face: np.ndarray, target: np.ndarray, driver: DriverMouth, sour
         # own size, however far the mouth opens
         mat = similarity(driver.landmarks[UPPER], target[UPPER])
         # then up, so that only their lowest TEETH_SHOW show below the lip (the lip covers the rest, as in speech)
-        corners = target[64].astype(np.float64) - target[60]
-        down = np.array([-corners[1], corners[0]]) / max(float(np.hypot(*corners)), 1e-6)
         scale = float(np.hypot(*mat[:, 0]))
         hide = _teeth_height(driver) * scale - TEETH_SHOW * float(interocular(target))
-        mat[:, 2] -= down * max(hide, 0.0)
+        mat[:, 2] -= _down(target) * max(hide, 0.0)
     else:
         # an affine map fitted (least squares) on the inner lips and the mouth's corners: what bounds the interior
         pts = [*INNER, 48, 54]
@@ -187,15 +185,20 @@ def insert_mouth(face: np.ndarray, target: np.ndarray, driver: DriverMouth, sour
     return out
 
 
+def _down(lmk: np.ndarray) -> np.ndarray:
+    """The unit vector across the mouth, from the upper lip towards the chin (perpendicular to the line between
+    the inner corners)."""
+    corners = lmk[64].astype(np.float64) - lmk[60]
+    return np.array([-corners[1], corners[0]]) / max(float(np.hypot(*corners)), 1e-6)
+
+
 def _teeth_height(donor: DriverMouth) -> float:
     """How far (the donor's pixels) its teeth reach below its upper inner lip's middle."""
-    lmk = donor.landmarks.astype(np.float64)
-    corners = lmk[64] - lmk[60]
-    down = np.array([-corners[1], corners[0]]) / max(float(np.hypot(*corners)), 1e-6)
     ys, xs = np.nonzero(donor.teeth > 0.5)  # type: ignore[operator]
     if not len(ys):
         return 0.0
-    return float(max(((np.stack([xs, ys], 1) - lmk[62]) @ down).max(), 0.0))
+    return float(max(((np.stack([xs, ys], 1) - donor.landmarks[62].astype(np.float64)) @ _down(donor.landmarks)
+                      ).max(), 0.0))
 
 
 def soft_clip(rgb: np.ndarray, knee: float = KNEE) -> np.ndarray:
