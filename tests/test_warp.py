@@ -21,8 +21,9 @@ from talkinghead.data.examples import astronaut
 from talkinghead.errors import InputError
 from talkinghead.faces.crop import face_crop_box, to_crop_coords
 from talkinghead.faces.landmarks import detect_landmarks
+from talkinghead.faces.measures import eye_centres
 from talkinghead.faces.sketch import feature_region
-from talkinghead.faces.warp import identity_grid, tps_grid, warp_image
+from talkinghead.faces.warp import HEAD_GIVE, head_points, identity_grid, tps_grid, warp_image
 from talkinghead.inference.animate import AnimateOptions, Animator
 from talkinghead.inference.source import load_sources
 from talkinghead.io import probe_video, read_video
@@ -61,6 +62,39 @@ def test_tps_flow_moves_source_landmarks_onto_the_target() -> None:
     assert border * 128 < 0.5  # under half a pixel of the 256² frame
     assert np.abs(tps_grid(src, src, 256, 64) - ident).max() < 1e-3
     assert np.array_equal(tps_grid(np.full((68, 2), np.nan), src, 256, 32), identity_grid(32))
+
+
+def test_head_points_move_the_hair_with_a_head_that_moves_down() -> None:
+    src = detect_landmarks(astronaut())
+    src = (src - src.mean(0)) * (120 / np.ptp(src[:, 0])) + 128  # a face in a 256² crop
+    left, right = eye_centres(src)
+    iod = float(np.linalg.norm(right - left))
+    tgt = src + np.array([0.0, 20.0], np.float32)  # the whole head moves down 20 px
+
+    def moved(head: float, above: float) -> np.ndarray:
+        """How far the content at ``above`` inter-ocular distances over the (moved) eyes came down."""
+        g = tps_grid(tgt, src, 256, 256, head=head)
+        at = (left + right) / 2 + np.array([0.0, 20.0 - above * iod])
+        x, y = np.round(at).astype(int)
+        return at - ((g[y, x] + 1.0) * 128 - 0.5)
+
+    for above in (0.8, 1.0, 1.2):  # the forehead above the brows, the hairline, the crown
+        assert abs(moved(1.2, above)[1] - 20.0) < 3.0, above
+    assert moved(0.0, 1.2)[1] < 14.0  # without them the crown is held back: the forehead grows
+    ident = identity_grid(64)
+    assert np.abs(tps_grid(src, src, 256, 64, head=1.2) - ident).max() < 1e-6  # no motion, no flow
+    high = src - np.array([0.0, 20.0], np.float32)  # a head near the top of the frame moves up 20 px more
+    up_t, up_s = head_points(high - np.array([0.0, 20.0], np.float32), high, 256, 1.2)
+    assert 0 < len(up_s) < 3  # the top point would be too near the border: left out
+    assert up_s[:, 1].min() >= 0.06 * 256  # the others stop short of it: squeezed by at most HEAD_GIVE
+    assert (up_t[:, 1] >= (1.0 - HEAD_GIVE) * up_s[:, 1] - 1e-3).all() and (up_t[:, 1] < up_s[:, 1] - 1.0).all()
+
+    def border(t: np.ndarray, s_: np.ndarray, head: float) -> float:
+        g = tps_grid(t, s_, 256, 64, head=head)
+        return 128 * max(float(np.abs(g[0] - ident[0]).max()), float(np.abs(g[:, -1] - ident[:, -1]).max()))
+
+    for t, s_ in ((tgt, src), (high - np.array([0.0, 20.0], np.float32), high)):
+        assert border(t, s_, 1.2) < max(1.5, border(t, s_, 0.0) + 0.5)  # the frame's border stays (in pixels)
 
 
 def test_untrained_generator_starts_at_the_warp() -> None:

@@ -148,6 +148,11 @@ class ModelConfig:
     up to 39 % of the weight there and drew them blue-grey; at 0.15 it was 13 %, on the eyes, and the brows kept
     their colour. On the validation split (``evaluate --mode ff --frames-per-identity 8``) SSIM and PSNR moved in the
     5th decimal. Not learned and not stored: older model files use it too."""
+    head_ring: float = 1.2
+    """warp: the landmark flow also moves three points over the top of the head, this many inter-ocular distances
+    from the eyes, with the head as a whole (:func:`~talkinghead.faces.warp.head_points`; 0 = the 68 landmarks and
+    the border alone). Without them a head that moves down or tilts keeps its hair pinned halfway to the border: a
+    tall forehead and a stretched crown. Not learned and not stored: older model files use it too."""
     fuse_sources: int = 2
     """warp, at inference: each frame is rendered from this many sources whose landmarks are nearest its target
     (the fewest pixels to move; 0 = all). Training fuses ``k`` sources, so more than that at once only averages
@@ -160,6 +165,8 @@ class ModelConfig:
                                     self.resolution % self.motion_resolution or self.motion_resolution < 8):
             raise ValueError(f"motion_resolution ({self.motion_resolution}) must divide resolution "
                              f"({self.resolution}) and be at least 8")
+        if self.head_ring < 0:
+            raise ValueError(f"head_ring must be 0 or more, got {self.head_ring}")
         if self.gen_region < 0 or self.gen_region_eyes < 0:
             raise ValueError(f"gen_region and gen_region_eyes must be 0 or more, got {self.gen_region} and "
                              f"{self.gen_region_eyes}")

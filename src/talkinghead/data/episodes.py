@@ -142,6 +142,7 @@ class WarpEpisodeDataset(EpisodeDataset):
       generator learns the mouth interior (teeth, the dark of the mouth) that a closed-mouth photo does not show
     - ``target_sketch``: ``(3, m, m)`` — the target's sketch at the motion resolution
     - ``prior``: ``(K, 2, m, m)`` — the thin-plate backward flow from the target's landmarks to each source's
+      (with ``head_ring`` > 0, also from points over the top of the head: ``model.head_ring``)
     - ``region``: ``(1, m, m)`` — the target's eyes and mouth (:func:`~talkinghead.faces.sketch.feature_region`),
       where generated pixels are expected; elsewhere the loss ``gen_outside`` asks for the source's own pixels
     - ``video``: the source clip's index (the discriminator's column W_i, matched to the embedding of its frames)
@@ -149,11 +150,12 @@ class WarpEpisodeDataset(EpisodeDataset):
 
     def __init__(self, data: PreparedDataset, resolution: int, k: int, seed: int = 0, flip: bool = True,
                  use_photos: bool = True, motion_resolution: int = 64, cross_clip: float = 0.5,
-                 open_mouth: float = 0.0) -> None:
+                 open_mouth: float = 0.0, head_ring: float = 0.0) -> None:
         super().__init__(data, resolution, k, seed, flip, use_photos)
         self.motion_resolution = motion_resolution
         self.cross_clip = cross_clip
         self.open_mouth = open_mouth
+        self.head_ring = head_ring
         self.mouth_pools = [_mouth_pools(c) for c in self.clips] if open_mouth > 0 else []
         by_identity: dict[str, list[int]] = {}
         for i, c in enumerate(self.clips):
@@ -187,7 +189,7 @@ class WarpEpisodeDataset(EpisodeDataset):
         sketches = np.stack([draw_sketch(p, self.resolution) for p in lmk[:-1]])
         target_sketch = draw_sketch(lmk[-1] * (m / self.resolution), m)
         region = feature_region(lmk[-1] * (m / self.resolution), m)
-        prior = prior_grids(lmk[-1:], lmk[:-1], self.resolution, m)[0]
+        prior = prior_grids(lmk[-1:], lmk[:-1], self.resolution, m, self.head_ring)[0]
         f = to_tensor(frames)
         return {"frames": f[:-1], "sketches": to_tensor(sketches), "target": f[-1],
                 "target_sketch": to_tensor(target_sketch), "prior": torch.from_numpy(prior),

@@ -1,5 +1,5 @@
 """Face-size-free measures of a face's 68 landmarks: how open the mouth and the eyes are, in inter-ocular
-distances, so that they compare across people and photo sizes."""
+distances, so that they compare across people and photo sizes; and the similarity transform between two shapes."""
 
 from __future__ import annotations
 
@@ -33,3 +33,22 @@ def eye_opening(lmk: np.ndarray) -> np.ndarray:
     lmk = np.asarray(lmk, np.float64)
     gap = np.linalg.norm(lmk[..., EYELID_PAIRS[:, 0], :] - lmk[..., EYELID_PAIRS[:, 1], :], axis=-1).mean(-1)
     return (gap / np.maximum(interocular(lmk), 1e-9)).astype(np.float32)
+
+
+def similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares similarity (scale, rotation, translation) mapping ``src`` points onto ``dst``: 2x3 matrix."""
+    src = np.asarray(src, np.float64)
+    dst = np.asarray(dst, np.float64)
+    ms, md = src.mean(0), dst.mean(0)
+    a, b = src - ms, dst - md
+    cov = b.T @ a / len(src)
+    u, s, vt = np.linalg.svd(cov)
+    d = np.sign(np.linalg.det(u @ vt))
+    rot = u @ np.diag([1.0, d]) @ vt
+    scale = (s * np.array([1.0, d])).sum() / max(a.var(0).sum(), 1e-12)
+    m = scale * rot
+    return np.hstack([m, (md - m @ ms)[:, None]])
+
+
+def apply(mat: np.ndarray, points: np.ndarray) -> np.ndarray:
+    return (np.asarray(points, np.float64) @ mat[:, :2].T + mat[:, 2]).astype(np.float32)

@@ -15,8 +15,55 @@ from functools import lru_cache
 
 import numpy as np
 
+from talkinghead.faces.measures import eye_centres, similarity
+
 BORDER_ANCHORS = 5
 """Anchors per side of the frame (corners included): 16 fixed points around the border."""
+
+HEAD_POSE_POINTS = np.array([0, 16, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 39, 42, 45])
+"""Landmarks that move with the head as a whole (the jaw's ends by the ears, the nose, the eye corners): the head
+points' motion is the similarity fitted on them."""
+HEAD_ARC = (60.0, 120.0, 3)
+"""The head points: from, to (degrees from the eye line, over the top of the head) and how many."""
+HEAD_MARGIN = 0.06
+"""Head points nearer the frame's border than this share of its side are left out."""
+HEAD_GIVE = 0.3
+"""Towards the border a head point moves at most this share of its distance to it (its motion shortened as a
+whole): the strip between is squeezed at most to 70 %, and the spline holds the border (within 1.5 px of a 256²
+frame where the head rises 20 px with its crown near the top; at a give of 0.5 the border's middle bulged 7 px)."""
+
+
+def head_points(target: np.ndarray, source: np.ndarray, frame_size: float, radius: float
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Control points above the forehead that move with the head as a whole: ``(P, 2)`` in the target and in the
+    source (pixels; P ≤ 3, none near the border).
+
+    The 68 landmarks stop at the brows, so without them the spline pins the hair and the top of the head halfway
+    between the brows and the fixed border: a head that moves down grows a tall forehead and a stretched crown.
+    These points sit ``radius`` inter-ocular distances from the source's eye centres, over the top of the head
+    (:data:`HEAD_ARC`), and follow the similarity of :data:`HEAD_POSE_POINTS` from source to target, so the hair
+    moves with the face and the stretch goes to what lies between it and the border.
+    """
+    left, right = eye_centres(source)
+    along = right - left
+    iod = float(np.linalg.norm(along))
+    if not np.isfinite(iod) or iod < 1e-6:
+        return np.empty((0, 2)), np.empty((0, 2))
+    along = along / iod
+    up = np.array([along[1], -along[0]])  # image y points down
+    lo, hi, n = HEAD_ARC
+    ang = np.deg2rad(np.linspace(lo, hi, n))
+    src = (left + right) / 2 + radius * iod * (np.cos(ang)[:, None] * along + np.sin(ang)[:, None] * up)
+    edge = float(frame_size) - 1.0
+    margin = HEAD_MARGIN * frame_size
+    src = src[((src >= margin) & (src <= edge - margin)).all(1)]
+    mat = similarity(source[HEAD_POSE_POINTS], target[HEAD_POSE_POINTS])
+    move = src @ mat[:, :2].T + mat[:, 2] - src
+    # towards the border a point moves at most HEAD_GIVE of its distance to it
+    room = np.where(move < 0, HEAD_GIVE * src / np.minimum(move, -1e-9),
+                    np.where(move > 0, HEAD_GIVE * (edge - src) / np.maximum(move, 1e-9), np.inf))
+    keep = np.clip(np.abs(room).min(1, initial=1.0), 0.0, 1.0)
+    return src + move * keep[:, None], src
 
 
 def border_anchors(size: float, per_side: int = BORDER_ANCHORS) -> np.ndarray:
@@ -70,12 +117,13 @@ def tps_eval(coef: np.ndarray, ctrl: np.ndarray, points: np.ndarray) -> np.ndarr
 
 
 def tps_grid(target: np.ndarray, source: np.ndarray, frame_size: int, grid_size: int = 64,
-             smoothing: float = 1e-3) -> np.ndarray:
+             smoothing: float = 1e-3, head: float = 0.0) -> np.ndarray:
     """Backward flow ``(grid_size, grid_size, 2) float32`` in [-1, 1]: for each target pixel, where in the source.
 
     ``target``, ``source``: ``(68, 2)`` landmarks in the pixels of a ``frame_size``² frame (the same frame for both:
     e.g. the 256² crop). Non-finite landmarks give the identity grid (no motion). ``smoothing`` regularises the
-    spline in normalised units, so noisy landmarks do not fold it.
+    spline in normalised units, so noisy landmarks do not fold it. ``head`` > 0 adds :func:`head_points` at that
+    many inter-ocular distances (0: the landmarks and the border alone).
 
     This runs per frame (live, animate, training episodes), so the spline is evaluated with what depends only on the
     grid and the border anchors precomputed (:func:`_grid_basis`): half the time of ``pts + tps_eval(coef, ctrl,
@@ -85,6 +133,9 @@ def tps_grid(target: np.ndarray, source: np.ndarray, frame_size: int, grid_size:
     src = np.asarray(source, np.float64)
     if not (np.isfinite(tgt).all() and np.isfinite(src).all()):
         return identity_grid(grid_size)
+    if head > 0:
+        more_t, more_s = head_points(tgt, src, frame_size, head)
+        tgt, src = np.concatenate([tgt, more_t]), np.concatenate([src, more_s])
     basis = _grid_basis(frame_size, grid_size)
     scale = 2.0 / frame_size  # pixels → [-1, 1] with pixel centres at (x + 0.5) * scale - 1
     moving = (tgt + 0.5) * scale - 1.0
@@ -154,13 +205,14 @@ def identity_grid(size: int) -> np.ndarray:
     return np.stack([xs, ys], -1)
 
 
-def prior_grids(targets: np.ndarray, sources: np.ndarray, frame_size: int, grid_size: int = 64) -> np.ndarray:
+def prior_grids(targets: np.ndarray, sources: np.ndarray, frame_size: int, grid_size: int = 64,
+                head: float = 0.0) -> np.ndarray:
     """Every (target, source) pair: ``targets (N, 68, 2)``, ``sources (K, 68, 2)`` → ``(N, K, 2, g, g) float32``
-    (channels first, ready for the warp generator)."""
+    (channels first, ready for the warp generator; ``head``: see :func:`tps_grid`)."""
     out = np.empty((len(targets), len(sources), 2, grid_size, grid_size), np.float32)
     for i, t in enumerate(targets):
         for k, s in enumerate(sources):
-            out[i, k] = tps_grid(t, s, frame_size, grid_size).transpose(2, 0, 1)
+            out[i, k] = tps_grid(t, s, frame_size, grid_size, head=head).transpose(2, 0, 1)
     return out
 
 

@@ -191,7 +191,7 @@ class TorchBackend(_Rendering):
         np_ = lambda t: t.float().cpu().numpy()  # noqa: E731
         for src, rows in source_groups(targets, lmk, self.config.fuse_sources):
             t, (picked, picked_feats) = targets[rows], self._pick(src)
-            prior = self._t(prior_grids(t, lmk[src], res, m))
+            prior = self._t(prior_grids(t, lmk[src], res, m, self.config.head_ring))
             sketch = self._t(sketches_at(t, res, m))
             region = self._t(generation_regions(t, res, m, self.config.gen_region, self.config.gen_region_eyes)) \
                 if self.config.gen_region else None
@@ -376,7 +376,8 @@ class OnnxBackend(_Rendering):
             g = self.config.gen_region  # the graph always gates: all ones is no gate
             region = generation_regions(t, res, m, g, self.config.gen_region_eyes) if g else \
                 np.ones((len(rows), 1, m, m), np.float32)
-            feeds |= {"prior": prior_grids(t, lmk[src], res, m), "sketch": sketches_at(t, res, m), "region": region}
+            feeds |= {"prior": prior_grids(t, lmk[src], res, m, self.config.head_ring),
+                      "sketch": sketches_at(t, res, m), "region": region}
             got = self._g.run(wanted, feeds)
             if layers is None:
                 out[rows] = got[0]

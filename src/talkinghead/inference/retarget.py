@@ -16,29 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from talkinghead.faces.measures import eye_opening, interocular, mouth_opening
+from talkinghead.faces.measures import apply, eye_opening, interocular, mouth_opening, similarity
 
 # Points that move little with expression (brows' inner ends, eye corners, nose): used to fit head pose.
 STABLE = np.array([21, 22, 27, 28, 29, 30, 31, 33, 35, 36, 39, 42, 45])
-
-
-def similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Least-squares similarity (scale, rotation, translation) mapping ``src`` points onto ``dst``: 2x3 matrix."""
-    src = np.asarray(src, np.float64)
-    dst = np.asarray(dst, np.float64)
-    ms, md = src.mean(0), dst.mean(0)
-    a, b = src - ms, dst - md
-    cov = b.T @ a / len(src)
-    u, s, vt = np.linalg.svd(cov)
-    d = np.sign(np.linalg.det(u @ vt))
-    rot = u @ np.diag([1.0, d]) @ vt
-    scale = (s * np.array([1.0, d])).sum() / max(a.var(0).sum(), 1e-12)
-    m = scale * rot
-    return np.hstack([m, (md - m @ ms)[:, None]])
-
-
-def apply(mat: np.ndarray, points: np.ndarray) -> np.ndarray:
-    return (np.asarray(points, np.float64) @ mat[:, :2].T + mat[:, 2]).astype(np.float32)
 
 
 def reference_distance(driving: np.ndarray, source: np.ndarray) -> float:

@@ -184,7 +184,7 @@ def augment(image: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator) 
 
 
 def warp_episodes(crops: np.ndarray, landmarks: np.ndarray, n: int, rng: np.random.Generator,
-                  motion_res: int) -> dict[str, torch.Tensor]:
+                  motion_res: int, head_ring: float = 0.0) -> dict[str, torch.Tensor]:
     """``n`` fine-tuning episodes from T shots: with T > 1, a shot is the target and up to two others the sources;
     with T = 1 (and for a third of the episodes otherwise) the source is an augmented copy of the target shot, and
     with T = 1 a quarter of the episodes give the shot itself as its source (without them, 20 steps on augmented
@@ -208,7 +208,7 @@ def warp_episodes(crops: np.ndarray, landmarks: np.ndarray, n: int, rng: np.rand
         out["sketches"].append(sketches_at(src_l, s, s))
         out["target"].append(to_input(crops[j : j + 1])[0])
         out["target_sketch"].append(sketches_at(landmarks[j : j + 1], s, motion_res)[0])
-        out["prior"].append(prior_grids(landmarks[j : j + 1], src_l, s, motion_res)[0])
+        out["prior"].append(prior_grids(landmarks[j : j + 1], src_l, s, motion_res, head_ring)[0])
         out["region"].append(feature_region(landmarks[j] * (motion_res / s), motion_res)[None])
     return {k_: torch.from_numpy(np.stack(v)) for k_, v in out.items()}
 
@@ -247,7 +247,8 @@ def _finetune_warp(bundle: ModelBundle, crops: np.ndarray, landmarks: np.ndarray
     history: list[dict[str, float]] = []
     t0 = time.perf_counter()
     for step in tqdm(range(steps), desc="fine-tune", unit="step", disable=not progress or steps == 0):
-        b = {k: v.to(device) for k, v in warp_episodes(crops, landmarks, batch_size, rng, cfg.motion_resolution).items()}
+        episodes = warp_episodes(crops, landmarks, batch_size, rng, cfg.motion_resolution, cfg.head_ring)
+        b = {k: v.to(device) for k, v in episodes.items()}
         n, k = b["frames"].shape[:2]
         feats = [x.reshape(n, k, *x.shape[1:]) for x in gen.encode(b["frames"].flatten(0, 1), b["sketches"].flatten(0, 1))]
         fake, aux = gen(b["frames"], feats, b["prior"], b["target_sketch"], psi.expand(n, -1))
