@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from talkinghead.faces.measures import apply, similarity
 from talkinghead.faces.track import track_video
-from talkinghead.inference.retarget import apply, similarity
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ["grid_s1_osalinasv__bbbs5s.mp4", "grid_s1_osalinasv__bgbb2p.mp4"]

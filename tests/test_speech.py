@@ -24,8 +24,7 @@ from talkinghead.data.audio import (
     video_audio_features,
 )
 from talkinghead.errors import InputError
-from talkinghead.faces.measures import mouth_opening
-from talkinghead.inference.retarget import apply
+from talkinghead.faces.measures import apply, mouth_opening
 from talkinghead.speech.model import (
     AudioToMotion,
     SpeechModelConfig,

@@ -42,9 +42,10 @@ from talkinghead.errors import InputError
 from talkinghead.evaluation import metrics as M
 from talkinghead.evaluation.baselines import get_baseline
 from talkinghead.faces.crop import CropBox
+from talkinghead.faces.measures import apply, similarity
 from talkinghead.inference.animate import CROP_SIZE, Animator
 from talkinghead.inference.compose import upscale
-from talkinghead.inference.retarget import Retargeter, apply, similarity
+from talkinghead.inference.retarget import Retargeter
 from talkinghead.inference.source import SourceFace, diverse_indices
 from talkinghead.models.bundle import ModelBundle, load_model
 

@@ -59,10 +59,10 @@ def head_points(target: np.ndarray, source: np.ndarray, frame_size: float, radiu
     src = src[((src >= margin) & (src <= edge - margin)).all(1)]
     mat = similarity(source[HEAD_POSE_POINTS], target[HEAD_POSE_POINTS])
     move = src @ mat[:, :2].T + mat[:, 2] - src
-    # towards the border a point moves at most HEAD_GIVE of its distance to it
-    room = np.where(move < 0, HEAD_GIVE * src / np.minimum(move, -1e-9),
-                    np.where(move > 0, HEAD_GIVE * (edge - src) / np.maximum(move, 1e-9), np.inf))
-    keep = np.clip(np.abs(room).min(1, initial=1.0), 0.0, 1.0)
+    # towards the border a point moves at most HEAD_GIVE of its distance to it (per axis, the border it moves to)
+    toward = np.where(move < 0, src, edge - src)
+    room = np.where(move != 0, HEAD_GIVE * toward / np.maximum(np.abs(move), 1e-9), np.inf)
+    keep = np.clip(room.min(1, initial=1.0), 0.0, 1.0)
     return src + move * keep[:, None], src
 
 

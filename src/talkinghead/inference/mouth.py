@@ -25,9 +25,8 @@ from functools import cache
 import cv2
 import numpy as np
 
-from talkinghead.faces.measures import interocular, mouth_opening
+from talkinghead.faces.measures import interocular, mouth_opening, similarity
 from talkinghead.inference.compose import polygon_mask
-from talkinghead.inference.retarget import similarity
 
 INNER = np.arange(60, 68)
 """Inner-lip landmarks (iBUG 68): 60 and 64 are the mouth's inner corners."""

@@ -14,9 +14,8 @@ from talkinghead.errors import InputError, NoFaceError
 from talkinghead.faces.crop import CropBox, crop_image, face_crop_box, fit_inside, to_crop_coords
 from talkinghead.faces.detect import FaceDetector
 from talkinghead.faces.landmarks import detect_landmarks, turned_face_hint
-from talkinghead.faces.measures import interocular
+from talkinghead.faces.measures import apply, interocular, similarity
 from talkinghead.faces.track import FaceTracker
-from talkinghead.inference.retarget import apply, similarity
 from talkinghead.io.images import IMAGE_EXTENSIONS, read_image
 from talkinghead.io.video import VideoReader
 

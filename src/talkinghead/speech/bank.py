@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from talkinghead.inference.retarget import STABLE, similarity
+from talkinghead.faces.measures import similarity
+from talkinghead.inference.retarget import STABLE
 from talkinghead.speech.shapes import UPPER_POINTS, align_clip, neutral_face, to_canonical_matrix
 
 CROSSFADE_S = 0.4

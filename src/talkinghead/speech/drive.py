@@ -27,9 +27,9 @@ from talkinghead.data.audio import (
     read_audio,
 )
 from talkinghead.errors import InputError
+from talkinghead.faces.measures import apply
 from talkinghead.inference.gaze import iris_shift
 from talkinghead.inference.mouth import example_mouth
-from talkinghead.inference.retarget import apply
 from talkinghead.speech.bank import MotionBank, idle_motion, load_bank
 from talkinghead.speech.model import AudioToMotion, load_speech_model
 from talkinghead.speech.phonemes import Phoneme, apply_closures, opening_direction, rest_mouth

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from talkinghead.faces.measures import eye_centres, mouth_opening
-from talkinghead.inference.retarget import STABLE, apply, similarity
+from talkinghead.faces.measures import apply, eye_centres, mouth_opening, similarity
+from talkinghead.inference.retarget import STABLE
 
 JAW = np.arange(0, 17)
 MOUTH = np.arange(48, 68)
