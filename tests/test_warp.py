@@ -193,6 +193,34 @@ def test_gen_outside_loss_pulls_generated_weight_back_to_the_source(tiny_dataset
     assert float(g_held - g_free) > 1.0  # the term pushes the generated pixels' weight down
 
 
+def test_colour_jitter_recolours_sources_and_target_alike(tiny_dataset: Path) -> None:
+    from talkinghead.data.episodes import jitter_colours
+
+    img = astronaut()[:96, :96]
+    out = jitter_colours(np.stack([img, img[::-1], img]), np.random.default_rng(3))
+    assert out.dtype == np.uint8 and out.shape == (3, 96, 96, 3)
+    assert np.array_equal(out[0], out[2]) and np.abs(out[0].astype(int) - img).mean() > 5
+
+    data = PreparedDataset(tiny_dataset, split="train")
+    plain = WarpEpisodeDataset(data, 32, k=2, flip=False, motion_resolution=16)[0]
+    jittered = WarpEpisodeDataset(data, 32, k=2, flip=False, motion_resolution=16, colour_jitter=1.0)[0]
+    x = torch.cat([plain["frames"], plain["target"][None]]).permute(0, 2, 3, 1).reshape(3, -1, 3).double()
+    y = torch.cat([jittered["frames"], jittered["target"][None]]).permute(0, 2, 3, 1).reshape(3, -1, 3).double()
+    assert float((x - y).abs().mean()) > 0.05  # the same frames, recoloured
+
+    def fit(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # an affine colour map, least squares
+        a1 = torch.cat([a, a**2, torch.ones_like(a[:, :1])], 1)
+        return torch.linalg.lstsq(a1, b).solution
+
+    def residual(a: torch.Tensor, b: torch.Tensor, m: torch.Tensor) -> float:
+        return float((torch.cat([a, a**2, torch.ones_like(a[:, :1])], 1) @ m - b).abs().mean())
+
+    m = fit(x[:2].reshape(-1, 3), y[:2].reshape(-1, 3))  # learnt on the two sources
+    on_sources, on_target = residual(x[:2].reshape(-1, 3), y[:2].reshape(-1, 3), m), residual(x[2], y[2], m)
+    assert on_target < 2 * on_sources + 0.01, (on_sources, on_target)  # the target was recoloured the same way
+    assert on_target < 0.2 * float((x[2] - y[2]).abs().mean())
+
+
 def test_open_mouth_episodes_pair_closed_sources_with_an_open_target(tiny_dataset: Path) -> None:
     from talkinghead.data.episodes import _mouth_pools, resize_frames, to_tensor
     from talkinghead.faces.measures import mouth_opening

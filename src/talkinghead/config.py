@@ -261,6 +261,13 @@ class TrainConfig:
     among its most open; clips whose mouth hardly opens are skipped): teaches the mouth interior that a
     closed-mouth photo does not show. Off: 500 CPU steps at 0.5 from the shipped model did not change the mouth's
     look (``benchmarks/mouth_interior.py``, MODEL_CARD "Known limits")."""
+    colour_jitter: float = 0.0
+    """warp: probability of an episode whose frames (sources and target alike) are recoloured by one random
+    transform (:func:`~talkinghead.data.episodes.jitter_colours`: any hue rotation, saturation, channel gains,
+    gamma), so that the colours of the generated eyes and mouth come from the source rather than from what the
+    training faces look like. Off: tried against a painted boy (``dreamtalk__zp1``) whose lips and eyes greyed when
+    the shipped model was trained further (750-2,035 more steps at lr 5e-5, README "Colours of the generated
+    pixels"); at 0.3 for 750 steps they greyed as much."""
     adversarial_from: int = 0
     """warp: train with the reconstruction losses only until this step, then add D (adversarial, feature
     matching, embedding match). The paper's generator uses all losses from the start."""

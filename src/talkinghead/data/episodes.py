@@ -131,6 +131,25 @@ def _mouth_pools(clip: Clip) -> tuple[np.ndarray, np.ndarray] | None:
     return np.where(ok & (opening <= lo))[0], np.where(ok & (opening >= hi))[0]
 
 
+_YIQ = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+
+
+def jitter_colours(frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``(N, S, S, 3) uint8`` frames recoloured by one random transform, the same for all of them: the chroma
+    rotated by any hue angle and scaled (saturation 0.5-1.3) about the luma axis, each channel's gain 0.85-1.15,
+    a gamma of 0.8-1.25."""
+    theta = rng.uniform(-np.pi, np.pi)
+    sat = rng.uniform(0.5, 1.3)
+    c, s = np.cos(theta) * sat, np.sin(theta) * sat
+    chroma = np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
+    mat = np.linalg.inv(_YIQ) @ chroma @ _YIQ
+    gain = rng.uniform(0.85, 1.15, 3)
+    gamma = rng.uniform(0.8, 1.25)
+    x = np.clip(frames.astype(np.float32) / 255.0 @ mat.T.astype(np.float32), 0.0, 1.0)
+    x = np.clip(x**gamma * gain.astype(np.float32), 0.0, 1.0)
+    return (x * 255.0 + 0.5).astype(np.uint8)
+
+
 class WarpEpisodeDataset(EpisodeDataset):
     """Episodes for the warp-and-refine generator: ``dataset[n]`` →
 
@@ -139,7 +158,8 @@ class WarpEpisodeDataset(EpisodeDataset):
       person has several clips, from a different clip (other lighting, framing, expression). With probability
       ``open_mouth`` (before that choice), and when the clip's mouth opens enough, an *open-mouth episode*: the
       sources are among the clip's most closed-mouth frames and the target among its most open ones, so the
-      generator learns the mouth interior (teeth, the dark of the mouth) that a closed-mouth photo does not show
+      generator learns the mouth interior (teeth, the dark of the mouth) that a closed-mouth photo does not show.
+      With probability ``colour_jitter`` all K + 1 frames are recoloured alike (:func:`jitter_colours`)
     - ``target_sketch``: ``(3, m, m)`` — the target's sketch at the motion resolution
     - ``prior``: ``(K, 2, m, m)`` — the thin-plate backward flow from the target's landmarks to each source's
       (with ``head_ring`` > 0, also from points over the top of the head: ``model.head_ring``)
@@ -150,8 +170,9 @@ class WarpEpisodeDataset(EpisodeDataset):
 
     def __init__(self, data: PreparedDataset, resolution: int, k: int, seed: int = 0, flip: bool = True,
                  use_photos: bool = True, motion_resolution: int = 64, cross_clip: float = 0.5,
-                 open_mouth: float = 0.0, head_ring: float = 0.0) -> None:
+                 open_mouth: float = 0.0, head_ring: float = 0.0, colour_jitter: float = 0.0) -> None:
         super().__init__(data, resolution, k, seed, flip, use_photos)
+        self.colour_jitter = colour_jitter
         self.motion_resolution = motion_resolution
         self.cross_clip = cross_clip
         self.open_mouth = open_mouth
@@ -185,6 +206,8 @@ class WarpEpisodeDataset(EpisodeDataset):
         if self.flip and rng.random() < 0.5:
             frames = frames[:, :, ::-1]
             lmk = mirror_landmarks(lmk, self.resolution)
+        if self.colour_jitter > 0 and rng.random() < self.colour_jitter:
+            frames = jitter_colours(frames, rng)
         m = self.motion_resolution
         sketches = np.stack([draw_sketch(p, self.resolution) for p in lmk[:-1]])
         target_sketch = draw_sketch(lmk[-1] * (m / self.resolution), m)

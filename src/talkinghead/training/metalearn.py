@@ -287,7 +287,7 @@ def make_episodes(cfg: TrainConfig, data: PreparedDataset, seed: int, flip: bool
     mc = cfg.model
     if mc.arch == "warp":
         return WarpEpisodeDataset(data, mc.resolution, cfg.k, seed, flip, use_photos, mc.motion_resolution,
-                                  cfg.cross_clip, cfg.open_mouth, mc.head_ring)
+                                  cfg.cross_clip, cfg.open_mouth, mc.head_ring, cfg.colour_jitter)
     return EpisodeDataset(data, mc.resolution, cfg.k, seed, flip, use_photos)
 
 
