@@ -208,7 +208,7 @@ def test_colour_jitter_recolours_sources_and_target_alike(tiny_dataset: Path) ->
     y = torch.cat([jittered["frames"], jittered["target"][None]]).permute(0, 2, 3, 1).reshape(3, -1, 3).double()
     assert float((x - y).abs().mean()) > 0.05  # the same frames, recoloured
 
-    def fit(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # an affine colour map, least squares
+    def fit(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # a colour map quadratic in each channel, least squares
         a1 = torch.cat([a, a**2, torch.ones_like(a[:, :1])], 1)
         return torch.linalg.lstsq(a1, b).solution
 

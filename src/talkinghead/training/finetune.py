@@ -192,9 +192,9 @@ def warp_episodes(crops: np.ndarray, landmarks: np.ndarray, n: int, rng: np.rand
                   motion_res: int, head_ring: float = 0.0, self_share: float = 0.5) -> dict[str, torch.Tensor]:
     """``n`` fine-tuning episodes from T shots: with T > 1, a shot is the target and up to two others the sources;
     with T = 1 (and for a third of the episodes otherwise) the source is an augmented copy of the target shot, and
-    with T = 1 a share of the episodes (``self_share``, half) give the shot itself as its source (without them, 20 steps on augmented copies
-    alone unlearnt keeping still pixels still: a near-still validation identity fell from 49.1 to 37.8 dB; with a
-    quarter of them, from 46.3 to 43.8 dB; see :data:`ONE_SHOT_LR`)."""
+    with T = 1 a share of the episodes (``self_share``, half) give the shot itself as its source (without them, 20
+    steps on augmented copies alone unlearnt keeping still pixels still: a near-still validation identity fell from
+    49.1 to 37.8 dB; with a quarter of them, from 46.3 to 43.8 dB; see :data:`ONE_SHOT_LR`)."""
     t, s = len(crops), crops.shape[1]
     k = min(2, t - 1) if t > 1 else 1
     out: dict[str, list[np.ndarray]] = {"frames": [], "sketches": [], "target": [], "target_sketch": [], "prior": [],
