@@ -15,7 +15,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from talkinghead.faces.measures import eye_centres, similarity
+from talkinghead.faces.measures import apply, eye_centres, similarity
 
 BORDER_ANCHORS = 5
 """Anchors per side of the frame (corners included): 16 fixed points around the border."""
@@ -58,7 +58,7 @@ def head_points(target: np.ndarray, source: np.ndarray, frame_size: float, radiu
     margin = HEAD_MARGIN * frame_size
     src = src[((src >= margin) & (src <= edge - margin)).all(1)]
     mat = similarity(source[HEAD_POSE_POINTS], target[HEAD_POSE_POINTS])
-    move = src @ mat[:, :2].T + mat[:, 2] - src
+    move = apply(mat, src) - src
     # towards the border a point moves at most HEAD_GIVE of its distance to it (per axis, the border it moves to)
     toward = np.where(move < 0, src, edge - src)
     room = np.where(move != 0, HEAD_GIVE * toward / np.maximum(np.abs(move), 1e-9), np.inf)
