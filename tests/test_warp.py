@@ -22,7 +22,7 @@ from talkinghead.errors import InputError
 from talkinghead.faces.crop import face_crop_box, to_crop_coords
 from talkinghead.faces.landmarks import detect_landmarks
 from talkinghead.faces.measures import eye_centres
-from talkinghead.faces.sketch import feature_region
+from talkinghead.faces.sketch import feature_region, visible_features
 from talkinghead.faces.warp import HEAD_GIVE, head_points, identity_grid, tps_grid, warp_image
 from talkinghead.inference.animate import AnimateOptions, Animator
 from talkinghead.inference.source import load_sources
@@ -154,6 +154,43 @@ def test_feature_region_covers_eyes_and_mouth_only() -> None:
     assert feature_region(np.full((68, 2), np.nan), 16).min() == 1.0
 
 
+def test_visible_features_are_the_lips_and_the_eyes_open_in_both() -> None:
+    """The region where ``gen_visible`` keeps the generated pixels off: the lip flesh, never the gap between the
+    lips (an open mouth's interior must be painted), and an eye only while it is not blinking against the sources."""
+    from talkinghead.losses.blend import generated_inside
+
+    lmk = detect_landmarks(astronaut())
+    size = astronaut().shape[0]
+
+    def at(mask: np.ndarray, p: np.ndarray) -> float:
+        return float(mask[int(round(p[1])), int(round(p[0]))])
+
+    opened = lmk.copy()  # the lower lip and jaw moved down: a gap between the inner lips
+    opened[[56, 57, 58, 65, 66, 67]] += [0.0, 0.15 * (lmk[42:48].mean(0) - lmk[36:42].mean(0))[0]]
+    mask = visible_features(opened, lmk[None], size)
+    gap = (opened[62] + opened[66]) / 2
+    assert at(mask, gap) == 0.0
+    assert at(mask, (opened[50] + opened[61]) / 2) == 1.0  # upper lip
+    assert at(mask, (opened[57] + opened[66]) / 2) == 1.0  # lower lip
+    assert at(mask, lmk[36:42].mean(0)) == 1.0 and at(mask, lmk[42:48].mean(0)) == 1.0
+    for i in (8, 30, 19):  # chin, nose tip, brow
+        assert at(mask, opened[i]) == 0.0
+    blink = lmk.copy()  # the right eye (36-41) closed: its lids meet
+    blink[[37, 38]], blink[[41, 40]] = (lmk[[37, 38]] + lmk[[41, 40]]) / 2, (lmk[[37, 38]] + lmk[[41, 40]]) / 2
+    closed = visible_features(blink, lmk[None], size)
+    assert at(closed, lmk[36:42].mean(0)) == 0.0 and at(closed, lmk[42:48].mean(0)) == 1.0
+    assert visible_features(np.full((68, 2), np.nan), lmk[None], 16).max() == 0.0
+
+    visible = torch.from_numpy(mask)[None, None]
+    blend = torch.zeros(1, 3, size, size)
+    blend[:, 0] = 1.0
+    assert float(generated_inside(blend, visible)) == 0.0
+    blend[:, 2] = visible[:, 0] * 0.5  # half generated on the region, nothing elsewhere
+    assert float(generated_inside(blend, visible)) == pytest.approx(0.5)
+    blend[:, 2] = 1.0 - visible[:, 0]  # generated everywhere else: not counted
+    assert float(generated_inside(blend, visible)) == 0.0
+
+
 def test_generation_region_stops_below_the_brows() -> None:
     """At inference the generated pixels may be used on the eyes and the mouth, not on the brows (where the decoder,
     never trained there, drew them blue-grey when a target moved them far from the photo's)."""
@@ -171,6 +208,37 @@ def test_generation_region_stops_below_the_brows() -> None:
     assert at(region, crop[17:27]).mean() < 0.2
     as_the_mouth = generation_regions(crop[None], 256, 64, cfg.gen_region)[0, 0]  # eyes grown as far as the mouth
     assert at(as_the_mouth, crop[17:27]).mean() > 0.8
+
+
+def test_generation_region_leaves_what_the_sources_show() -> None:
+    """``model.gen_keep_visible``: only what the sources cannot show is left to the generated pixels, the gap of an
+    opened mouth and a blinking eye; the lips, the skin around them and the eyes open as in the sources are not."""
+    cfg = ModelConfig()
+    lmk = detect_landmarks(astronaut())
+    crop = to_crop_coords(lmk, face_crop_box(lmk), 256)
+    iod = float(np.linalg.norm(crop[42:48].mean(0) - crop[36:42].mean(0)))
+
+    def at(region: np.ndarray, points: np.ndarray) -> np.ndarray:  # region values at 256² points, region at 64²
+        ij = np.round((np.atleast_2d(points) + 0.5) * 64 / 256 - 0.5).astype(int)
+        return region[ij[:, 1], ij[:, 0]]
+
+    target = crop.copy()  # mouth opened by 0.3 inter-ocular distances, right eye (36-41) closed
+    target[[5, 6, 7, 8, 9, 10, 11, 55, 56, 57, 58, 59, 65, 66, 67]] += [0.0, 0.3 * iod]
+    target[[37, 38]] = target[[41, 40]] = (crop[[37, 38]] + crop[[41, 40]]) / 2
+    plain = generation_regions(target[None], 256, 64, cfg.gen_region, cfg.gen_region_eyes)[0, 0]
+    kept = generation_regions(target[None], 256, 64, cfg.gen_region, cfg.gen_region_eyes, crop[None])[0, 0]
+    upper, lower = (target[51] + target[62]) / 2, (target[57] + target[66]) / 2
+    gap, shut, open_eye = (target[62] + target[66]) / 2, target[36:42].mean(0), target[42:48].mean(0)
+    assert at(plain, np.stack([upper, lower, gap, shut, open_eye])).min() == pytest.approx(1.0, abs=0.01)
+    below = target[57] + [0.0, 0.2 * iod]  # the skin under the lower lip
+    assert at(plain, below)[0] > 0.9
+    assert at(kept, np.stack([upper, lower])).max() < 0.3 and at(kept, np.stack([open_eye, below])).max() < 0.05
+    assert at(kept, gap)[0] > 0.7 and at(kept, shut)[0] > 0.9
+    assert kept.sum() < 0.7 * plain.sum()
+    closed = crop.copy()  # her own shape with the lips closed: almost nothing the source does not show
+    closed[[61, 62, 63]] = closed[[67, 66, 65]] = (crop[[61, 62, 63]] + crop[[67, 66, 65]]) / 2
+    same = generation_regions(closed[None], 256, 64, cfg.gen_region, cfg.gen_region_eyes, closed[None])[0, 0]
+    assert same.sum() < 0.05 * plain.sum(), (same.sum(), plain.sum())
 
 
 def test_gen_outside_loss_pulls_generated_weight_back_to_the_source(tiny_dataset: Path) -> None:
@@ -191,6 +259,30 @@ def test_gen_outside_loss_pulls_generated_weight_back_to_the_source(tiny_dataset
     assert free["gen_outside"] > 0.3  # logged without being trained on
     assert held["g_total"] == pytest.approx(free["g_total"] + 10.0 * free["gen_outside"], rel=1e-4)
     assert float(g_held - g_free) > 1.0  # the term pushes the generated pixels' weight down
+
+
+def test_gen_visible_loss_keeps_generated_pixels_off_the_lips_and_eyes(tiny_dataset: Path) -> None:
+    from talkinghead.training.metalearn import make_episodes
+
+    data = PreparedDataset(tiny_dataset, split="train")
+    cfg0 = train_config("warp", **{**MICRO_WARP, "adversarial_from": 100})
+    assert "visible" not in make_episodes(cfg0, data, 0, False, True)[0]  # only built when the term is on
+    eps = make_episodes(train_config("warp", **{**MICRO_WARP, "loss.gen_visible": 1.0}), data, 0, False, True)
+    batch = _collate([eps[i] for i in range(2)])
+    assert batch["visible"].shape == (2, 1, 32, 32) and 0 < float(batch["visible"].mean()) < 0.2
+
+    def run(weight: float) -> tuple[dict[str, float], torch.Tensor]:
+        cfg = train_config("warp", **{**MICRO_WARP, "loss.gen_visible": weight, "adversarial_from": 100})
+        learner = MetaLearner(cfg, len(eps.keys), torch.device("cpu"))
+        with torch.no_grad():  # start from a blend that gives the generated pixels half the weight
+            learner.generator.out.bias.view(6, 4)[5] = 3.0
+        losses = learner.step(batch, 0)[0]
+        return losses, learner.generator.out.bias.grad.view(6, 4)[5].sum()
+
+    (free, g_free), (held, g_held) = run(0.0), run(10.0)
+    assert free["gen_visible"] > 0.3
+    assert held["g_total"] == pytest.approx(free["g_total"] + 10.0 * free["gen_visible"], rel=1e-4)
+    assert float(g_held - g_free) > 0.5  # the term pushes the generated pixels' weight down
 
 
 def test_colour_jitter_recolours_sources_and_target_alike(tiny_dataset: Path) -> None:

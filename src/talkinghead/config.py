@@ -148,6 +148,16 @@ class ModelConfig:
     up to 39 % of the weight there and drew them blue-grey; at 0.15 it was 13 %, on the eyes, and the brows kept
     their colour. On the validation split (``evaluate --mode ff --frames-per-identity 8``) SSIM and PSNR moved in the
     5th decimal. Not learned and not stored: older model files use it too."""
+    gen_keep_visible: bool = True
+    """warp, at inference, with ``gen_region``: generated pixels are used only for what the sources cannot show,
+    the gap between the target's lips (grown by 0.03 inter-ocular distances) and each eye not as open as in the
+    sources (a blink; grown by ``gen_region_eyes``): :func:`~talkinghead.faces.sketch.hidden_features`. The lips,
+    the skin around the mouth and the open eyes come from the sources. The model trained further (the mean of the
+    checkpoints 500-2,274 of MODEL_CARD.md's run) gave the generated pixels 5-15 % of a painting's lips and eyes,
+    and more of the skin around its mouth, all in the training faces' colours: a painted boy's lips turned
+    grey-pink and his chin cyan-grey. On the validation faces the generated weight is below 0.001 everywhere with or
+    without it (SSIM and PSNR the same to the fifth decimal). Not learned and not stored: older model files use it
+    too."""
     head_ring: float = 1.2
     """warp: the landmark flow also moves three points over the top of the head, this many inter-ocular distances
     from the eyes, with the head as a whole (:func:`~talkinghead.faces.warp.head_points`; 0 = the 68 landmarks and
@@ -217,6 +227,11 @@ class LossConfig:
     """warp: the mean blend weight of generated pixels outside the target's eyes and mouth. Without it, targets
     from another clip (other light, framing) reward a blurred average over the person's own, sharp, warped pixels
     wherever the warp is uncertain (large head motion); logged as ``gen_outside`` either way."""
+    gen_visible: float = 0.0
+    """warp: the mean blend weight of generated pixels on the target's lips and open eyes
+    (:func:`~talkinghead.losses.blend.generated_inside`), which the sources show. ``gen_outside`` leaves them to the
+    generated path (they lie in the expected region), and there further training paints them in the training
+    faces' average colours: a painting's red lips turn grey-pink (README, "Colours of the generated pixels")."""
     resolution: int = 0
     """Compute the perceptual terms at this side (0 = the model's resolution)."""
     face_every: int = 1

@@ -15,7 +15,7 @@ from torch.utils.data import Dataset, Sampler
 
 from talkinghead.data.dataset import Clip, PreparedDataset
 from talkinghead.faces.landmarks import mirror_landmarks
-from talkinghead.faces.sketch import draw_sketch, feature_region
+from talkinghead.faces.sketch import draw_sketch, feature_region, visible_features
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -165,13 +165,17 @@ class WarpEpisodeDataset(EpisodeDataset):
       (with ``head_ring`` > 0, also from points over the top of the head: ``model.head_ring``)
     - ``region``: ``(1, m, m)`` — the target's eyes and mouth (:func:`~talkinghead.faces.sketch.feature_region`),
       where generated pixels are expected; elsewhere the loss ``gen_outside`` asks for the source's own pixels
+    - ``visible`` (with ``visible=True``): ``(1, S, S)`` — the target's lips and open eyes, which the sources show
+      (:func:`~talkinghead.faces.sketch.visible_features`; the loss ``gen_visible``)
     - ``video``: the source clip's index (the discriminator's column W_i, matched to the embedding of its frames)
     """
 
     def __init__(self, data: PreparedDataset, resolution: int, k: int, seed: int = 0, flip: bool = True,
                  use_photos: bool = True, motion_resolution: int = 64, cross_clip: float = 0.5,
-                 open_mouth: float = 0.0, head_ring: float = 0.0, colour_jitter: float = 0.0) -> None:
+                 open_mouth: float = 0.0, head_ring: float = 0.0, colour_jitter: float = 0.0,
+                 visible: bool = False) -> None:
         super().__init__(data, resolution, k, seed, flip, use_photos)
+        self.visible = visible
         self.colour_jitter = colour_jitter
         self.motion_resolution = motion_resolution
         self.cross_clip = cross_clip
@@ -214,7 +218,10 @@ class WarpEpisodeDataset(EpisodeDataset):
         region = feature_region(lmk[-1] * (m / self.resolution), m)
         prior = prior_grids(lmk[-1:], lmk[:-1], self.resolution, m, self.head_ring)[0]
         f = to_tensor(frames)
-        return {"frames": f[:-1], "sketches": to_tensor(sketches), "target": f[-1],
-                "target_sketch": to_tensor(target_sketch), "prior": torch.from_numpy(prior),
-                "region": torch.from_numpy(region)[None],
-                "video": torch.tensor(video)}
+        out = {"frames": f[:-1], "sketches": to_tensor(sketches), "target": f[-1],
+               "target_sketch": to_tensor(target_sketch), "prior": torch.from_numpy(prior),
+               "region": torch.from_numpy(region)[None],
+               "video": torch.tensor(video)}
+        if self.visible:
+            out["visible"] = torch.from_numpy(visible_features(lmk[-1], lmk[:-1], self.resolution))[None]
+        return out

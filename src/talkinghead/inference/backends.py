@@ -193,7 +193,8 @@ class TorchBackend(_Rendering):
             t, (picked, picked_feats) = targets[rows], self._pick(src)
             prior = self._t(prior_grids(t, lmk[src], res, m, self.config.head_ring))
             sketch = self._t(sketches_at(t, res, m))
-            region = self._t(generation_regions(t, res, m, self.config.gen_region, self.config.gen_region_eyes)) \
+            region = self._t(generation_regions(t, res, m, self.config.gen_region, self.config.gen_region_eyes,
+                                                lmk[src] if self.config.gen_keep_visible else None)) \
                 if self.config.gen_region else None
             feats = [f.expand(len(rows), -1, -1, -1, -1) for f in picked_feats]
             images = picked.expand(len(rows), -1, -1, -1, -1)
@@ -374,7 +375,8 @@ class OnnxBackend(_Rendering):
             t = targets[rows]
             feeds = {k: (np.ascontiguousarray(v[:, src]) if k != "psi" else v) for k, v in self._sources.items()}
             g = self.config.gen_region  # the graph always gates: all ones is no gate
-            region = generation_regions(t, res, m, g, self.config.gen_region_eyes) if g else \
+            region = generation_regions(t, res, m, g, self.config.gen_region_eyes,
+                                        lmk[src] if self.config.gen_keep_visible else None) if g else \
                 np.ones((len(rows), 1, m, m), np.float32)
             feeds |= {"prior": prior_grids(t, lmk[src], res, m, self.config.head_ring),
                       "sketch": sketches_at(t, res, m), "region": region}

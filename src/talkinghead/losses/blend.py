@@ -22,6 +22,16 @@ def generated_outside(blend: torch.Tensor, region: torch.Tensor) -> torch.Tensor
     return (outside * weight).sum() / outside.sum().clamp_min(1.0)
 
 
+def generated_inside(blend: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
+    """Mean weight of the generated pixels over ``visible`` ``(B, 1, S, S)`` in {0, 1} (the target's lips and open
+    eyes, :func:`talkinghead.faces.sketch.visible_features`), where the sources' own pixels show them; 0 where no
+    episode has such pixels. ``blend`` as in :func:`generated_outside`."""
+    weight = blend[:, 2:3].float()
+    if weight.shape[-1] != visible.shape[-1]:
+        weight = F.interpolate(weight, size=visible.shape[-2:], mode="area")
+    return (visible * weight).sum() / visible.sum().clamp_min(1.0)
+
+
 def region_l1(fake: torch.Tensor, real: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
     """Mean absolute error of ``fake`` against ``real`` ``(B, 3, S, S)`` over ``region`` ``(B, 1, m, m)`` in
     [0, 1] (the target's eyes and mouth, upsampled to S)."""

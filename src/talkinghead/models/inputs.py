@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from talkinghead.faces.sketch import draw_sketch, feature_region
+from talkinghead.faces.sketch import draw_sketch, feature_region, hidden_features
 from talkinghead.models.bundle import ModelBundle
 
 
@@ -21,14 +21,26 @@ def sketches_at(landmarks: np.ndarray, frame_size: int, size: int) -> np.ndarray
 
 
 def generation_regions(landmarks: np.ndarray, frame_size: int, size: int, grow: float,
-                       eye_grow: float | None = None) -> np.ndarray:
+                       eye_grow: float | None = None, sources: np.ndarray | None = None,
+                       gap_grow: float = 0.03) -> np.ndarray:
     """Where the warp generator may use its generated pixels (``model.gen_region``, ``model.gen_region_eyes``): the
     mouth of each target grown by ``grow`` × the inter-ocular distance and its eyes by ``eye_grow`` (None: ``grow``),
-    feathered by a 1-pixel Gaussian at ``size``. Landmarks ``(N, 68, 2)`` in ``frame_size``² pixels → ``(N, 1, size,
-    size) float32`` in [0, 1]."""
+    feathered by a 1-pixel Gaussian at ``size``. With ``sources`` (the source landmarks ``(K, 68, 2)``;
+    ``model.gen_keep_visible``) only what they cannot show: the gap between the lips grown by ``gap_grow`` and the
+    eyes not as open as theirs grown by ``eye_grow`` (:func:`~talkinghead.faces.sketch.hidden_features`). Landmarks
+    ``(N, 68, 2)`` in ``frame_size``² pixels → ``(N, 1, size, size) float32`` in [0, 1]."""
     scale = size / frame_size
-    return np.stack([cv2.GaussianBlur(feature_region((p + 0.5) * scale - 0.5, size, grow, eye_grow), (0, 0), 1.0)[None]
-                     for p in landmarks]).astype(np.float32)
+    eye_grow = grow if eye_grow is None else eye_grow
+    out = []
+    for p in landmarks:
+        q = (p + 0.5) * scale - 0.5
+        if sources is None:
+            region = cv2.GaussianBlur(feature_region(q, size, grow, eye_grow), (0, 0), 1.0)
+        else:  # anti-aliased already: a narrower feather, so that it stays off the lips (2-3 pixels at 64²)
+            region = cv2.GaussianBlur(hidden_features(q, (sources + 0.5) * scale - 0.5, size, gap_grow, eye_grow),
+                                      (0, 0), 0.5)
+        out.append(region[None])
+    return np.stack(out).astype(np.float32)
 
 
 def embedder_inputs(bundle: ModelBundle, crops: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -35,7 +35,7 @@ from talkinghead.data.episodes import EpisodeDataset, SampleNumbers, WarpEpisode
 from talkinghead.errors import InputError, TalkingHeadError
 from talkinghead.io.atomic import atomic_write_text
 from talkinghead.losses.adversarial import discriminator_hinge, generator_hinge
-from talkinghead.losses.blend import generated_outside, region_l1
+from talkinghead.losses.blend import generated_inside, generated_outside, region_l1
 from talkinghead.losses.matching import embedding_match, feature_matching
 from talkinghead.losses.perceptual import ContentLoss
 from talkinghead.losses.structure import ssim_loss
@@ -219,6 +219,9 @@ class MetaLearner:
             losses["gen_outside"] = generated_outside(aux["blend"], b["region"])
             if lc.gen_outside > 0:
                 loss_g = loss_g + lc.gen_outside * losses["gen_outside"]
+        if "blend" in aux and "visible" in b:
+            losses["gen_visible"] = generated_inside(aux["blend"], b["visible"])
+            loss_g = loss_g + lc.gen_visible * losses["gen_visible"]
         if adv_on:
             d_in, d_sketch = self._views(torch.cat([fake, real]), b["target_sketch"])
             with self._autocast():
@@ -287,7 +290,8 @@ def make_episodes(cfg: TrainConfig, data: PreparedDataset, seed: int, flip: bool
     mc = cfg.model
     if mc.arch == "warp":
         return WarpEpisodeDataset(data, mc.resolution, cfg.k, seed, flip, use_photos, mc.motion_resolution,
-                                  cfg.cross_clip, cfg.open_mouth, mc.head_ring, cfg.colour_jitter)
+                                  cfg.cross_clip, cfg.open_mouth, mc.head_ring, cfg.colour_jitter,
+                                  visible=cfg.loss.gen_visible > 0)
     return EpisodeDataset(data, mc.resolution, cfg.k, seed, flip, use_photos)
 
 
