@@ -241,21 +241,25 @@ def test_generation_region_leaves_what_the_sources_show() -> None:
     assert same.sum() < 0.05 * plain.sum(), (same.sum(), plain.sum())
 
 
+def _blend_step(batch: dict[str, torch.Tensor], videos: int, term: str,
+                weight: float) -> tuple[dict[str, float], torch.Tensor]:
+    """One generator step of the micro warp model with the loss ``term`` at ``weight``, from a blend that gives the
+    generated pixels half the weight: (losses, d loss / d generated-blend logit)."""
+    cfg = train_config("warp", **{**MICRO_WARP, term: weight, "adversarial_from": 100})
+    learner = MetaLearner(cfg, videos, torch.device("cpu"))
+    with torch.no_grad():
+        learner.generator.out.bias.view(6, 4)[5] = 3.0
+    losses = learner.step(batch, 0)[0]
+    return losses, learner.generator.out.bias.grad.view(6, 4)[5].sum()
+
+
 def test_gen_outside_loss_pulls_generated_weight_back_to_the_source(tiny_dataset: Path) -> None:
     data = PreparedDataset(tiny_dataset, split="train")
     eps = WarpEpisodeDataset(data, 32, k=2, flip=False, motion_resolution=16)
     batch = _collate([eps[i] for i in range(2)])
     assert batch["region"].shape == (2, 1, 16, 16) and 0 < float(batch["region"].mean()) < 0.5
 
-    def run(weight: float) -> tuple[dict[str, float], torch.Tensor]:
-        cfg = train_config("warp", **{**MICRO_WARP, "loss.gen_outside": weight, "adversarial_from": 100})
-        learner = MetaLearner(cfg, len(eps.keys), torch.device("cpu"))
-        with torch.no_grad():  # start from a blend that gives the generated pixels half the weight
-            learner.generator.out.bias.view(6, 4)[5] = 3.0
-        losses = learner.step(batch, 0)[0]
-        return losses, learner.generator.out.bias.grad.view(6, 4)[5].sum()  # d loss / d generated-blend logit
-
-    (free, g_free), (held, g_held) = run(0.0), run(10.0)
+    (free, g_free), (held, g_held) = (_blend_step(batch, len(eps.keys), "loss.gen_outside", w) for w in (0.0, 10.0))
     assert free["gen_outside"] > 0.3  # logged without being trained on
     assert held["g_total"] == pytest.approx(free["g_total"] + 10.0 * free["gen_outside"], rel=1e-4)
     assert float(g_held - g_free) > 1.0  # the term pushes the generated pixels' weight down
@@ -271,15 +275,7 @@ def test_gen_visible_loss_keeps_generated_pixels_off_the_lips_and_eyes(tiny_data
     batch = _collate([eps[i] for i in range(2)])
     assert batch["visible"].shape == (2, 1, 32, 32) and 0 < float(batch["visible"].mean()) < 0.2
 
-    def run(weight: float) -> tuple[dict[str, float], torch.Tensor]:
-        cfg = train_config("warp", **{**MICRO_WARP, "loss.gen_visible": weight, "adversarial_from": 100})
-        learner = MetaLearner(cfg, len(eps.keys), torch.device("cpu"))
-        with torch.no_grad():  # start from a blend that gives the generated pixels half the weight
-            learner.generator.out.bias.view(6, 4)[5] = 3.0
-        losses = learner.step(batch, 0)[0]
-        return losses, learner.generator.out.bias.grad.view(6, 4)[5].sum()
-
-    (free, g_free), (held, g_held) = run(0.0), run(10.0)
+    (free, g_free), (held, g_held) = (_blend_step(batch, len(eps.keys), "loss.gen_visible", w) for w in (0.0, 10.0))
     assert free["gen_visible"] > 0.3
     assert held["g_total"] == pytest.approx(free["g_total"] + 10.0 * free["gen_visible"], rel=1e-4)
     assert float(g_held - g_free) > 0.5  # the term pushes the generated pixels' weight down

@@ -8,6 +8,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from talkinghead.faces.measures import EYELID_PAIRS, interocular
+
 # (first index, last index inclusive, closed contour, RGB colour)
 PARTS: tuple[tuple[str, int, int, bool, tuple[int, int, int]], ...] = (
     ("jaw", 0, 16, False, (255, 255, 255)),
@@ -56,26 +58,28 @@ def feature_region(landmarks: np.ndarray, size: int, grow: float = 0.12, eye_gro
         raise ValueError(f"expected (68, 2) landmarks, got {lmk.shape}")
     if not np.isfinite(lmk).all():
         return np.ones((size, size), dtype=np.float32)
-    iod = float(np.linalg.norm(lmk[36:42].mean(0) - lmk[42:48].mean(0)))
+    iod = float(interocular(lmk))
     eye_grow = grow if eye_grow is None else eye_grow
     mask = np.zeros((size, size), dtype=np.uint8)
-    for parts, g in ((((36, 41), (42, 47)), eye_grow), (((48, 59),), grow)):
-        part = np.zeros_like(mask)
-        for a, b in parts:
-            cv2.fillPoly(part, [np.round(lmk[a : b + 1] * (1 << _SHIFT)).astype(np.int32)], 1, lineType=cv2.LINE_8,
-                         shift=_SHIFT)
-        r = int(round(g * iod))
-        if r > 0:
-            part = cv2.dilate(part, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
-        mask |= part
+    for polygons, g in (((lmk[36:42], lmk[42:48]), eye_grow), ((lmk[48:60],), grow)):
+        mask |= _grown(mask.shape, polygons, int(round(g * iod)), 1)
     return mask.astype(np.float32)
+
+
+def _grown(shape: tuple[int, ...], polygons: tuple[np.ndarray, ...], radius: int, value: int) -> np.ndarray:
+    """``polygons`` (pixels) filled with ``value`` on a new ``uint8`` canvas, dilated by a disc of ``radius``."""
+    part = np.zeros(shape, dtype=np.uint8)
+    for points in polygons:
+        _fill(part, points, value)
+    if radius > 0:
+        part = cv2.dilate(part, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1)))
+    return part
 
 
 def eyes_as_open(target: np.ndarray, sources: np.ndarray, ratio: float = 0.75) -> tuple[bool, bool]:
     """Per eye (36-41, 42-47): whether its opening in ``target`` ``(68, 2)`` is within ``ratio``-``1 / ratio``
     times its opening in ``sources`` ``(K, 68, 2)`` (median), so that the sources show it as it is. A blink, or an
     eye opened wider than any source shows it, is not."""
-    from talkinghead.faces.measures import EYELID_PAIRS
 
     def opening(p: np.ndarray, pairs: np.ndarray) -> np.ndarray:
         return np.linalg.norm(p[..., pairs[:, 0], :] - p[..., pairs[:, 1], :], axis=-1).mean(-1)
@@ -121,18 +125,13 @@ def hidden_features(target: np.ndarray, sources: np.ndarray, size: int, gap_grow
         return np.ones((size, size), dtype=np.float32)
     big = size * supersample
     pts = (lmk + 0.5) * supersample - 0.5
-    iod = float(np.linalg.norm(pts[36:42].mean(0) - pts[42:48].mean(0)))
+    iod = float(interocular(pts))
     mask = np.zeros((big, big), dtype=np.uint8)
     parts = [(pts[60:68], gap_grow)]
     parts += [(eye, eye_grow) for eye, shown in zip((pts[36:42], pts[42:48]), eyes_as_open(lmk, src, eye_ratio),
                                                    strict=True) if not shown]
     for points, grow in parts:
-        part = np.zeros_like(mask)
-        _fill(part, points, 255)
-        r = int(round(grow * iod))
-        if r > 0:
-            part = cv2.dilate(part, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
-        mask |= part
+        mask |= _grown(mask.shape, (points,), int(round(grow * iod)), 255)
     return cv2.resize(mask.astype(np.float32) / 255.0, (size, size), interpolation=cv2.INTER_AREA)
 
 
