@@ -2,7 +2,9 @@
 # Call 2 of a GPU session (see scripts/device/README.md): unpack the carried dataset, train the default (warp) preset
 # from the shipped model for MINUTES, export the fp16 model(s) and time the last one. Everything the call returns is
 # in $OUT. Arguments after BATCH go to `talkinghead train` (e.g. --set loss.gen_outside=6); CKPT_EVERY=N also
-# exports the intermediate checkpoints (every N steps) as gpu_model_stepN.safetensors.
+# exports the intermediate checkpoints (every N steps) as gpu_model_stepN.safetensors; AVERAGE_FROM="M1 M2 ..."
+# exports instead the mean of the checkpoints from step M to the last as gpu_model_meanM.safetensors (up to 3-4: at
+# most 8 files come back).
 set -u -o pipefail
 MINUTES=${1:-7.5}
 BATCH=${2:-32}
@@ -25,9 +27,15 @@ tail -5 "$OUT/train.log"
 cp /tmp/run/metrics.jsonl /tmp/run/config.json "$OUT/" 2>/dev/null
 python3 scripts/export_default_model.py /tmp/run --out "$OUT/gpu_model.safetensors"
 last=$(ls -d /tmp/run/checkpoints/step-* | tail -1)
-for ck in $(ls -d /tmp/run/checkpoints/step-* | head -n -1 | tail -3); do
-  n=$((10#${ck##*step-})); python3 scripts/export_default_model.py /tmp/run --step "$n" --out "$OUT/gpu_model_step$n.safetensors"
-done
+if [ -n "${AVERAGE_FROM:-}" ]; then  # means of the checkpoints from each of these steps to the last
+  for m in $AVERAGE_FROM; do
+    python3 scripts/export_default_model.py /tmp/run --average-from "$m" --out "$OUT/gpu_model_mean$m.safetensors"
+  done
+else
+  for ck in $(ls -d /tmp/run/checkpoints/step-* | head -n -1 | tail -3); do
+    n=$((10#${ck##*step-})); python3 scripts/export_default_model.py /tmp/run --step "$n" --out "$OUT/gpu_model_step$n.safetensors"
+  done
+fi
 echo "last checkpoint: $last"
 python3 benchmarks/render_speed.py --data ${DS:-/tmp/ds} --model "$OUT/gpu_model.safetensors" --device "${DEVICE:-cuda}" --batches 1,8,32,64 \
   --json "$OUT/render_speed_gpu_model.json"
