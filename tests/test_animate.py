@@ -126,6 +126,47 @@ def test_relative_motion_limits_how_far_the_head_grows() -> None:
         Retargeter(src, max_zoom=0.9)
 
 
+def test_relative_motion_limits_how_far_a_face_turns() -> None:
+    """A photo turned away (its image-left cheek a narrow sliver) driven by a driver who turns towards the camera:
+    unlimited, that cheek would look several times as wide (a 2-D warp stretches it); limited, at most ``max_turn``
+    times, turned back no further than needed, with the driver's mouth still opening as much. A turn within the
+    limit, and a head that moves and tilts without turning, are transferred exactly as before."""
+    from talkinghead.faces.measures import mouth_opening, turn
+    from talkinghead.inference.retarget import MAX_TURN, cheek_stretch
+
+    front = detect_landmarks(astronaut())
+    assert 0.4 < float(turn(front)) < 0.6
+    features = np.arange(17, 68)  # brows, nose, eyes, mouth: a turn moves them sideways against the jaw line
+    iod = float(np.linalg.norm(front[36:42].mean(0) - front[42:48].mean(0)))
+
+    def turned(shift: float) -> np.ndarray:
+        out = front.copy()
+        out[features, 0] += shift * iod
+        return out
+
+    src = turned(-0.6)  # turned away: the left cheek narrow
+    assert float(turn(src)) < 0.25
+    limited, free = Retargeter(src), Retargeter(src, max_turn=0)
+    for r in (limited, free):
+        r.set_reference(front)
+    drv = turned(0.7)
+    drv[[56, 57, 58, 65, 66, 67], 1] += 0.3 * iod  # and the mouth opens
+    assert cheek_stretch(src, free(drv)) > 2.5
+    assert cheek_stretch(src, limited(drv)) == pytest.approx(MAX_TURN, abs=0.01)
+    assert mouth_opening(limited(drv)) == pytest.approx(mouth_opening(free(drv)), rel=0.02)
+    little = turned(0.05)
+    assert cheek_stretch(src, free(little)) < MAX_TURN
+    assert np.array_equal(limited(little), free(little))
+    tilt = np.radians(8.0)
+    rot = np.array([[np.cos(tilt), -np.sin(tilt)], [np.sin(tilt), np.cos(tilt)]], np.float32)
+    moved = (front - front.mean(0)) @ rot.T + front.mean(0) + np.array([12.0, -6.0], np.float32)
+    assert np.array_equal(limited(moved), free(moved))
+    with pytest.raises(ValueError):
+        Retargeter(src, max_turn=0.9)
+    with pytest.raises(InputError):
+        AnimateOptions(max_turn=0.5)
+
+
 def test_a_driving_video_is_tracked_without_the_causal_filters_lag(astronaut_frames, astronaut_mp4: Path) -> None:
     """A driving file's landmarks are smoothed centred on each frame (read a few frames ahead), not by the causal
     One-Euro filter, which trails a moving head (and the lips) by a frame or more."""

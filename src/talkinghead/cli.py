@@ -37,13 +37,17 @@ def _zoom(text: str) -> float:
     return v
 
 
-def _add_max_zoom_option(p: argparse.ArgumentParser) -> None:
-    from talkinghead.inference.retarget import MAX_ZOOM
+def _add_motion_limit_options(p: argparse.ArgumentParser) -> None:
+    from talkinghead.inference.retarget import MAX_TURN, MAX_ZOOM
 
     p.add_argument("--max-zoom", type=_zoom, default=MAX_ZOOM, metavar="X",
                    help="relative motion: the head grows or shrinks by at most this factor from the photo's size "
                         "(default 1.1; a driver leaning towards the camera swells the face while hair and "
                         "shoulders stay; 0 = no limit)")
+    p.add_argument("--max-turn", type=_zoom, default=MAX_TURN, metavar="X",
+                   help="relative motion: the face turns at most so far that either cheek looks this many times as "
+                        "wide as in the photo (default 1.5; a photo turned away, driven towards the camera, "
+                        "otherwise has its far cheek stretched; 0 = no limit)")
 
 
 def _positive(text: str) -> int:
@@ -223,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", choices=["auto", "first"], default="auto",
                    help="relative motion's neutral driving frame: auto = the one of the first 2 s most like the "
                         "source in pose and expression (default), first = the first frame with a face")
-    _add_max_zoom_option(p)
+    _add_motion_limit_options(p)
     _add_paste_back_options(p)
     p.add_argument("--side-by-side", action="store_true", help="driving face | result")
     _add_driver_mouth_option(p)
@@ -315,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="model file, person file or training run (default: shipped)")
     p.add_argument("--absolute", dest="relative", action="store_false", default=True,
                    help="use the driver's landmarks as they are (default: relative motion)")
-    _add_max_zoom_option(p)
+    _add_motion_limit_options(p)
     _add_paste_back_options(p)
     p.add_argument("--side-by-side", action="store_true", help="driving face | result")
     _add_driver_mouth_option(p)
@@ -414,8 +418,8 @@ def _cmd_animate(args: argparse.Namespace) -> int:
         api.check_output_path(Path(args.frames) / "000000.png", [*args.source, args.driving])
     result = api.animate(args.source, args.driving, args.out, model=args.model, finetune_steps=args.finetune_steps,
                          shots=args.shots, relative=args.relative, reference=args.reference,
-                         max_zoom=args.max_zoom, paste_back=args.paste_back, max_side=args.max_side,
-                         side_by_side=args.side_by_side,
+                         max_zoom=args.max_zoom, max_turn=args.max_turn, paste_back=args.paste_back,
+                         max_side=args.max_side, side_by_side=args.side_by_side,
                          frames_dir=args.frames, output_size=args.size, full_resolution=not args.no_full_resolution,
                          driver_mouth=not args.no_driver_mouth, driver_gaze=not args.no_driver_gaze,
                          full_blinks=not args.no_full_blinks,
@@ -463,7 +467,8 @@ def _cmd_live(args: argparse.Namespace) -> int:
         marker = marking(not args.no_watermark, bool(credentials.pop("credentials")), model=anim.bundle,
                          model_file=_model_file(args.model), **credentials)  # type: ignore[arg-type]
         recorder = live.Recorder(args.out, fps, marker) if args.out else None
-        options = AnimateOptions(relative=args.relative, max_zoom=args.max_zoom, paste_back=args.paste_back,
+        options = AnimateOptions(relative=args.relative, max_zoom=args.max_zoom, max_turn=args.max_turn,
+                                 paste_back=args.paste_back,
                                  max_side=args.max_side, side_by_side=args.side_by_side, output_size=args.size,
                                  full_resolution=not args.no_full_resolution,
                                  driver_mouth=not args.no_driver_mouth, driver_gaze=not args.no_driver_gaze,

@@ -38,7 +38,7 @@ from talkinghead.inference.compose import (
 )
 from talkinghead.inference.gaze import GazeFollower, move_irises
 from talkinghead.inference.mouth import DriverMouth, SourceMouth, insert_mouth
-from talkinghead.inference.retarget import MAX_ZOOM, Retargeter, reference_index
+from talkinghead.inference.retarget import MAX_TURN, MAX_ZOOM, Retargeter, reference_index
 from talkinghead.inference.source import SourceFace, load_sources
 from talkinghead.io.images import write_image
 from talkinghead.io.video import VideoReader, VideoWriter
@@ -81,6 +81,10 @@ class AnimateOptions:
     """Relative motion: the head's change of size from the reference frame is limited to this factor either way (a
     driver leaning towards the camera otherwise swells the photo's face while its hair and shoulders stay; 0 = no
     limit). See :data:`~talkinghead.inference.retarget.MAX_ZOOM`."""
+    max_turn: float = MAX_TURN
+    """Relative motion: the face turns at most so far that either cheek looks this many times as wide as in the
+    photo (a 2-D warp stretches what a turn would reveal; 0 = no limit). See
+    :data:`~talkinghead.inference.retarget.MAX_TURN`."""
     paste_back: bool = False
     """Blend the generated face back into the full source photo."""
     max_side: int = 1920
@@ -149,6 +153,8 @@ class AnimateOptions:
                              f"frames), got {self.smoothing} Hz and {self.track_smoothing} frames")
         if self.max_zoom != 0 and not 1.0 <= self.max_zoom < float("inf"):
             raise InputError(f"--max-zoom must be 0 (no limit) or a factor of 1 or more, got {self.max_zoom}")
+        if self.max_turn != 0 and not 1.0 <= self.max_turn < float("inf"):
+            raise InputError(f"--max-turn must be 0 (no limit) or a factor of 1 or more, got {self.max_turn}")
         if not MIN_OUTPUT_SIZE <= self.output_size <= MAX_OUTPUT_SIZE:
             raise InputError(f"the output face size must be {MIN_OUTPUT_SIZE} to {MAX_OUTPUT_SIZE} pixels, "
                              f"got {self.output_size}")
@@ -453,7 +459,8 @@ class FrameStep:
         self.anim = anim
         self.opt = opt
         self.src = anim.sources[0]
-        self.retarget = Retargeter(self.src.landmarks, relative=opt.relative, max_zoom=opt.max_zoom)
+        self.retarget = Retargeter(self.src.landmarks, relative=opt.relative, max_zoom=opt.max_zoom,
+                                   max_turn=opt.max_turn)
         self.last: np.ndarray | None = None
         """The last driving landmarks with a face (None until one was found)."""
         self.lost = 0

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from talkinghead.faces.measures import apply, eye_opening, interocular, mouth_opening, similarity
+from talkinghead.faces.measures import apply, eye_centres, eye_opening, interocular, mouth_opening, similarity, turn
 
 # Points that move little with expression (brows' inner ends, eye corners, nose): used to fit head pose.
 STABLE = np.array([21, 22, 27, 28, 29, 30, 31, 33, 35, 36, 39, 42, 45])
@@ -67,21 +67,76 @@ at). Talking and nodding stay well inside it (90th percentile of the size change
 ``lp_d6_woman_grimace``)."""
 
 
+MAX_TURN = 1.5
+"""Relative motion turns the face at most so far that either cheek (the nose bridge to the jaw line's side, along
+the eye line: :func:`~talkinghead.faces.measures.turn`) looks this many times as wide as in the photo. The warp
+moves the photo's pixels in two dimensions: a face turned three-quarters away, driven by a driver who turns
+towards the camera, had the sliver between its far eye and its jaw line stretched several times over, the lashes
+smeared across the cheek (``3ddfa_v2__emma`` driven by ``lp_d3_woman``: the far cheek 3.3 times its width)."""
+
+FEATURE_GROUPS = (np.arange(48, 68), np.arange(36, 42), np.arange(42, 48), np.arange(17, 22), np.arange(22, 27))
+"""The mouth, the eyes and the brows: how each changes its own shape (the expression) is kept whole by
+:func:`limit_turn`; only where each one goes is turned less."""
+
+
+def cheek_stretch(source: np.ndarray, target: np.ndarray) -> float:
+    """How many times wider the target's wider-grown cheek looks than the source's (1: neither grew)."""
+    s, t = float(turn(source)), float(turn(target))
+    return max(t / max(s, 1e-3), (1.0 - t) / max(1.0 - s, 1e-3))
+
+
+def limit_turn(source: np.ndarray, target: np.ndarray, head: np.ndarray, max_turn: float,
+               iterations: int = 14) -> np.ndarray:
+    """``target`` landmarks, turned back towards ``source``'s pose until no cheek looks more than ``max_turn`` times
+    as wide as in the source (:func:`cheek_stretch`); unchanged when none does. ``head``: the head's similarity
+    motion (it is kept: moving, tilting and scaling do not stretch a cheek). Of the rest, the part along the eye
+    line that moves the features and the jaw line as wholes (the 2-D trace of a turn) is scaled down, as little as
+    the limit allows (bisection); the mouth's, eyes' and brows' own changes of shape and all motion across the eye
+    line (a nod, a jaw that drops) are kept."""
+    if cheek_stretch(source, target) <= max_turn:
+        return target
+    rigid = apply(head, source).astype(np.float64)
+    rest = np.asarray(target, np.float64) - rigid
+    shape = np.zeros_like(rest)
+    for g in FEATURE_GROUPS:
+        shape[g] = rest[g] - rest[g].mean(0)
+    a, b = eye_centres(rigid)
+    u = (b - a) / max(float(np.linalg.norm(b - a)), 1e-9)
+    along = ((rest - shape) @ u)[:, None] * u[None]
+    fixed = rigid + rest - along
+
+    def turned(share: float) -> np.ndarray:
+        return fixed + share * along
+
+    lo, hi = 0.0, 1.0
+    if cheek_stretch(source, turned(0.0)) > max_turn:
+        return turned(0.0).astype(np.float32)
+    for _ in range(iterations):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if cheek_stretch(source, turned(mid)) <= max_turn else (lo, mid)
+    return turned(lo).astype(np.float32)
+
+
 class Retargeter:
     """Map driving landmarks (driver's frame pixels) to target landmarks in the source crop's pixels.
 
     ``source``: ``(68, 2)`` landmarks of the source in crop pixels. ``reference``: the driver's landmarks in the
     frame taken as the neutral pose (by default the first driving frame with a face). ``max_zoom``: in relative
     mode, the head's change of size from the reference is limited to this factor either way (:data:`MAX_ZOOM`;
+    0 = no limit). ``max_turn``: in relative mode, how far the face may turn (:data:`MAX_TURN`, :func:`limit_turn`;
     0 = no limit).
     """
 
-    def __init__(self, source: np.ndarray, relative: bool = True, max_zoom: float = MAX_ZOOM) -> None:
+    def __init__(self, source: np.ndarray, relative: bool = True, max_zoom: float = MAX_ZOOM,
+                 max_turn: float = MAX_TURN) -> None:
         if max_zoom and max_zoom < 1.0:
             raise ValueError(f"max_zoom must be 0 (no limit) or at least 1, not {max_zoom}")
+        if max_turn and max_turn < 1.0:
+            raise ValueError(f"max_turn must be 0 (no limit) or at least 1, not {max_turn}")
         self.source = np.asarray(source, np.float32)
         self.relative = relative
         self.max_zoom = max_zoom
+        self.max_turn = max_turn
         self.reference: np.ndarray | None = None
         self._to_source: np.ndarray | None = None
 
@@ -106,4 +161,7 @@ class Retargeter:
             if limited != zoom:  # shrink the driving face about its own centre, back inside the limit
                 centre = apply(head, ref_mapped[STABLE].mean(0, keepdims=True))[0]
                 mapped = (mapped - centre) * (limited / zoom) + centre
-        return (self.source + (mapped - ref_mapped)).astype(np.float32)
+        target = (self.source + (mapped - ref_mapped)).astype(np.float32)
+        if self.max_turn:
+            target = limit_turn(self.source, target, similarity(ref_mapped[STABLE], mapped[STABLE]), self.max_turn)
+        return target
