@@ -126,6 +126,42 @@ def test_relative_motion_limits_how_far_the_head_grows() -> None:
         Retargeter(src, max_zoom=0.9)
 
 
+def test_relative_motion_limits_how_far_the_face_moves() -> None:
+    """A driver who rises 1.5 inter-ocular distances in his frame: unlimited, the photo's face would rise as far
+    (against the crop's border, which the warp holds); limited, it moves at most ``max_shift``, eased in past half
+    of it, with its mouth still opening as much. A smaller move is transferred exactly as before, and a move in
+    another direction is limited the same way."""
+    from talkinghead.faces.measures import interocular, mouth_opening
+    from talkinghead.inference.retarget import MAX_SHIFT, STABLE
+
+    src = detect_landmarks(astronaut())
+    iod = float(interocular(src))
+    limited, free = Retargeter(src), Retargeter(src, max_shift=0)
+    for r in (limited, free):
+        r.set_reference(src)
+
+    def moved(dx: float, dy: float) -> np.ndarray:
+        out = src + np.array([dx, dy], np.float32) * iod
+        out[[56, 57, 58, 65, 66, 67], 1] += 0.3 * iod  # and the mouth opens
+        return out
+
+    def shift(target: np.ndarray) -> float:  # of the points that move with the head, not with the expression
+        return float(np.linalg.norm(target[STABLE].mean(0) - src[STABLE].mean(0))) / iod
+
+    far = moved(-0.5, -1.4)
+    assert shift(free(far)) == pytest.approx(np.hypot(0.5, 1.4), abs=0.05)
+    assert MAX_SHIFT * 0.9 < shift(limited(far)) <= MAX_SHIFT + 1e-3
+    assert mouth_opening(limited(far)) == pytest.approx(mouth_opening(free(far)), rel=0.01)
+    assert shift(limited(moved(1.0, 0.0))) == pytest.approx(shift(limited(moved(0.0, 1.0))), abs=1e-3)
+    assert shift(limited(moved(0.4, 0.0))) < shift(limited(moved(0.8, 0.0))) < MAX_SHIFT  # eased, not clipped
+    near = moved(0.1, 0.15)
+    assert np.array_equal(limited(near), free(near))
+    with pytest.raises(ValueError):
+        Retargeter(src, max_shift=-0.1)
+    with pytest.raises(InputError):
+        AnimateOptions(max_shift=-1.0)
+
+
 def test_relative_motion_limits_how_far_a_face_turns() -> None:
     """A photo turned away (its image-left cheek a narrow sliver) driven by a driver who turns towards the camera:
     unlimited, that cheek would look several times as wide (a 2-D warp stretches it); limited, at most ``max_turn``

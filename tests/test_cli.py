@@ -69,6 +69,7 @@ def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert err.count("\n") == 1 and "--max-zoom" in err
     assert build_parser().parse_args(["live", "--source", "x.jpg", "--max-zoom", "0"]).max_zoom == 0  # no limit
     assert build_parser().parse_args(["live", "--source", "x.jpg", "--max-turn", "0"]).max_turn == 0
+    assert build_parser().parse_args(["live", "--source", "x.jpg", "--max-shift", "0.8"]).max_shift == 0.8
     assert build_parser().parse_args(["animate", "--source", "x.jpg", "--driving", "y.mp4", "--out", "z.mp4"]
                                      ).max_turn == 1.5
 

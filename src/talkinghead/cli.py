@@ -37,13 +37,27 @@ def _zoom(text: str) -> float:
     return v
 
 
+def _distance(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= v < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected 0 (no limit) or a positive distance, got {text}")
+    return v
+
+
 def _add_motion_limit_options(p: argparse.ArgumentParser) -> None:
-    from talkinghead.inference.retarget import MAX_TURN, MAX_ZOOM
+    from talkinghead.inference.retarget import MAX_SHIFT, MAX_TURN, MAX_ZOOM
 
     p.add_argument("--max-zoom", type=_zoom, default=MAX_ZOOM, metavar="X",
                    help="relative motion: the head grows or shrinks by at most this factor from the photo's size "
                         "(default 1.1; a driver leaning towards the camera swells the face while hair and "
                         "shoulders stay; 0 = no limit)")
+    p.add_argument("--max-shift", type=_distance, default=MAX_SHIFT, metavar="D",
+                   help="relative motion: the face moves at most this many inter-ocular distances from where the "
+                        "photo has it (default 0.5, eased in past half of it; the body and the picture's edges "
+                        "stay, so a face moved further is crushed against them; 0 = no limit)")
     p.add_argument("--max-turn", type=_zoom, default=MAX_TURN, metavar="X",
                    help="relative motion: the face turns at most so far that either cheek looks this many times as "
                         "wide as in the photo (default 1.5; a photo turned away, driven towards the camera, "
@@ -418,8 +432,8 @@ def _cmd_animate(args: argparse.Namespace) -> int:
         api.check_output_path(Path(args.frames) / "000000.png", [*args.source, args.driving])
     result = api.animate(args.source, args.driving, args.out, model=args.model, finetune_steps=args.finetune_steps,
                          shots=args.shots, relative=args.relative, reference=args.reference,
-                         max_zoom=args.max_zoom, max_turn=args.max_turn, paste_back=args.paste_back,
-                         max_side=args.max_side, side_by_side=args.side_by_side,
+                         max_zoom=args.max_zoom, max_turn=args.max_turn, max_shift=args.max_shift,
+                         paste_back=args.paste_back, max_side=args.max_side, side_by_side=args.side_by_side,
                          frames_dir=args.frames, output_size=args.size, full_resolution=not args.no_full_resolution,
                          driver_mouth=not args.no_driver_mouth, driver_gaze=not args.no_driver_gaze,
                          full_blinks=not args.no_full_blinks,
@@ -468,6 +482,7 @@ def _cmd_live(args: argparse.Namespace) -> int:
                          model_file=_model_file(args.model), **credentials)  # type: ignore[arg-type]
         recorder = live.Recorder(args.out, fps, marker) if args.out else None
         options = AnimateOptions(relative=args.relative, max_zoom=args.max_zoom, max_turn=args.max_turn,
+                                 max_shift=args.max_shift,
                                  paste_back=args.paste_back,
                                  max_side=args.max_side, side_by_side=args.side_by_side, output_size=args.size,
                                  full_resolution=not args.no_full_resolution,

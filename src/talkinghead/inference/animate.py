@@ -38,7 +38,7 @@ from talkinghead.inference.compose import (
 )
 from talkinghead.inference.gaze import GazeFollower, move_irises
 from talkinghead.inference.mouth import DriverMouth, SourceMouth, insert_mouth
-from talkinghead.inference.retarget import MAX_TURN, MAX_ZOOM, Retargeter, reference_index
+from talkinghead.inference.retarget import MAX_SHIFT, MAX_TURN, MAX_ZOOM, Retargeter, reference_index
 from talkinghead.inference.source import SourceFace, load_sources
 from talkinghead.io.images import write_image
 from talkinghead.io.video import VideoReader, VideoWriter
@@ -81,6 +81,10 @@ class AnimateOptions:
     """Relative motion: the head's change of size from the reference frame is limited to this factor either way (a
     driver leaning towards the camera otherwise swells the photo's face while its hair and shoulders stay; 0 = no
     limit). See :data:`~talkinghead.inference.retarget.MAX_ZOOM`."""
+    max_shift: float = MAX_SHIFT
+    """Relative motion: the face moves at most this many inter-ocular distances from where the photo has it, eased
+    in past half of that (the warp holds the crop's border and the body stays; 0 = no limit). See
+    :data:`~talkinghead.inference.retarget.MAX_SHIFT`."""
     max_turn: float = MAX_TURN
     """Relative motion: the face turns at most so far that either cheek looks this many times as wide as in the
     photo (a 2-D warp stretches what a turn would reveal; 0 = no limit). See
@@ -153,6 +157,8 @@ class AnimateOptions:
                              f"frames), got {self.smoothing} Hz and {self.track_smoothing} frames")
         if self.max_zoom != 0 and not 1.0 <= self.max_zoom < float("inf"):
             raise InputError(f"--max-zoom must be 0 (no limit) or a factor of 1 or more, got {self.max_zoom}")
+        if not 0.0 <= self.max_shift < float("inf"):
+            raise InputError(f"--max-shift must be 0 (no limit) or more, got {self.max_shift}")
         if self.max_turn != 0 and not 1.0 <= self.max_turn < float("inf"):
             raise InputError(f"--max-turn must be 0 (no limit) or a factor of 1 or more, got {self.max_turn}")
         if not MIN_OUTPUT_SIZE <= self.output_size <= MAX_OUTPUT_SIZE:
@@ -460,7 +466,7 @@ class FrameStep:
         self.opt = opt
         self.src = anim.sources[0]
         self.retarget = Retargeter(self.src.landmarks, relative=opt.relative, max_zoom=opt.max_zoom,
-                                   max_turn=opt.max_turn)
+                                   max_turn=opt.max_turn, max_shift=opt.max_shift)
         self.last: np.ndarray | None = None
         """The last driving landmarks with a face (None until one was found)."""
         self.lost = 0

@@ -67,6 +67,19 @@ at). Talking and nodding stay well inside it (90th percentile of the size change
 ``lp_d6_woman_grimace``)."""
 
 
+MAX_SHIFT = 0.5
+"""Relative motion moves the face at most this many inter-ocular distances (of the photo's face) from where the
+photo has it; past half of that the motion is eased in (:func:`eased`). The warp holds the crop's border and
+the body stays: a driver who rises 1.5 inter-ocular distances in his frame (``lp_d20_asian_man``) pushed a
+portrait's face up against the crop's top, its eyes smeared into its hair and its neck drawn out long."""
+
+
+def eased(length: float, limit: float) -> float:
+    """``length`` itself up to half of ``limit``, then eased towards ``limit`` (tanh), never past it."""
+    knee = limit / 2
+    return length if length <= knee else knee + (limit - knee) * float(np.tanh((length - knee) / (limit - knee)))
+
+
 MAX_TURN = 1.5
 """Relative motion turns the face at most so far that either cheek (the nose bridge to the jaw line's side, along
 the eye line: :func:`~talkinghead.faces.measures.turn`) looks this many times as wide as in the photo. The warp
@@ -123,20 +136,25 @@ class Retargeter:
     ``source``: ``(68, 2)`` landmarks of the source in crop pixels. ``reference``: the driver's landmarks in the
     frame taken as the neutral pose (by default the first driving frame with a face). ``max_zoom``: in relative
     mode, the head's change of size from the reference is limited to this factor either way (:data:`MAX_ZOOM`;
-    0 = no limit). ``max_turn``: in relative mode, how far the face may turn (:data:`MAX_TURN`, :func:`limit_turn`;
-    0 = no limit).
+    0 = no limit). ``max_shift``: in relative mode, how far the face may move, in inter-ocular distances
+    (:data:`MAX_SHIFT`; 0 = no limit). ``max_turn``: in relative mode, how far the face may turn (:data:`MAX_TURN`,
+    :func:`limit_turn`; 0 = no limit).
     """
 
     def __init__(self, source: np.ndarray, relative: bool = True, max_zoom: float = MAX_ZOOM,
-                 max_turn: float = MAX_TURN) -> None:
+                 max_turn: float = MAX_TURN, max_shift: float = MAX_SHIFT) -> None:
         if max_zoom and max_zoom < 1.0:
             raise ValueError(f"max_zoom must be 0 (no limit) or at least 1, not {max_zoom}")
+        if max_shift < 0:
+            raise ValueError(f"max_shift must be 0 (no limit) or more, not {max_shift}")
         if max_turn and max_turn < 1.0:
             raise ValueError(f"max_turn must be 0 (no limit) or at least 1, not {max_turn}")
         self.source = np.asarray(source, np.float32)
         self.relative = relative
         self.max_zoom = max_zoom
         self.max_turn = max_turn
+        self.max_shift = max_shift
+        self._iod = float(interocular(self.source))
         self.reference: np.ndarray | None = None
         self._to_source: np.ndarray | None = None
 
@@ -161,6 +179,13 @@ class Retargeter:
             if limited != zoom:  # shrink the driving face about its own centre, back inside the limit
                 centre = apply(head, ref_mapped[STABLE].mean(0, keepdims=True))[0]
                 mapped = (mapped - centre) * (limited / zoom) + centre
+        if self.max_shift:
+            centre = ref_mapped[STABLE].mean(0)
+            shift = apply(similarity(ref_mapped[STABLE], mapped[STABLE]), centre[None])[0] - centre
+            length = float(np.linalg.norm(shift)) / max(self._iod, 1e-6)
+            kept = eased(length, self.max_shift)
+            if kept < length:  # move the driving face back towards the reference, inside the limit
+                mapped = mapped - shift * (1.0 - kept / length)
         target = (self.source + (mapped - ref_mapped)).astype(np.float32)
         if self.max_turn:
             target = limit_turn(self.source, target, similarity(ref_mapped[STABLE], mapped[STABLE]), self.max_turn)

@@ -1,11 +1,13 @@
-"""Relative motion on photos turned away from the camera: the face's turn limited (``--max-turn``, default 1.5)
-against not limited (``--max-turn 0``). Prints figures; asserts nothing.
+"""Relative motion's limits on how far the face turns (``--max-turn``, default 1.5) and moves (``--max-shift``,
+default 0.5 inter-ocular distances), each against not limiting it (``--limit turn`` or ``shift``; the other limit
+stays at its default in both runs). Prints figures; asserts nothing.
 
 A face turned three-quarters away shows one cheek as a sliver. A driver who turns towards the camera widens that
 cheek in its landmarks; the warp, which moves the photo's pixels in two dimensions, can only stretch the sliver
-(and whatever lies in it: lashes, hair, the painting's background) across the new width. Per photo (the corpus's
-paintings and single-face portraits most turned, and the most frontal ones) and driver (corpus clips that turn a lot,
-and the bundled demo motion as everyday talking), with and without the limit:
+(and whatever lies in it: lashes, hair, the painting's background) across the new width. A driver who moves far in
+his frame moves the photo's face towards the crop's border, which the warp holds, as the body stays. Per photo (the
+corpus's paintings and single-face portraits most turned, and the most frontal ones) and driver (corpus clips that
+turn or move a lot, and the bundled demo motion as everyday talking), with and without the limit:
 
 - **bound**: the share of frames whose target landmarks the limit changed;
 - **cheek**: how many times wider the wider-grown cheek looks than in the photo (95th percentile over frames);
@@ -17,8 +19,8 @@ and the bundled demo motion as everyday talking), with and without the limit:
 - **mouth**: the targets' mouth opening with the limit against without: mean absolute difference (inter-ocular
   distances) over the frames where the limit acts (the expression is meant to be kept).
 
-    .venv/bin/python benchmarks/turn_limit.py [--corpus ../shared/corpus] [--turned 10] [--frontal 3] [--every 8]
-        [--figure docs/turn_limit.png]
+    .venv/bin/python benchmarks/motion_limits.py [--limit turn|shift] [--corpus ../shared/corpus] [--turned 10]
+        [--frontal 3] [--every 8] [--figure docs/turn_limit.png]
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from talkinghead.io.images import write_image
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 DRIVERS = ("lp_d3_woman/liveportrait__d3.mp4", "lp_d20_asian_man/liveportrait__d20.mp4",
-           "pcavs_pose_681600002")
+           "pcavs_pose_681600002", "styletalk_furious_man/styletalk__furious_talk1_clip2.mp4")
 
 
 def warp_stretch(target: np.ndarray, source: np.ndarray, size: int, head: float) -> float:
@@ -66,9 +68,10 @@ def warp_stretch(target: np.ndarray, source: np.ndarray, size: int, head: float)
     return float(np.percentile(1.0 / np.maximum(inside, 1e-6), 99)) if inside.size else 1.0
 
 
-def targets(anim: Animator, track: np.ndarray, fps: float, max_turn: float) -> np.ndarray:
-    """The pipeline's own target landmarks for a driving track (reference chosen as ``animate`` chooses it)."""
-    step = FrameStep(anim, AnimateOptions(max_turn=max_turn))
+def targets(anim: Animator, track: np.ndarray, fps: float, **limits: float) -> np.ndarray:
+    """The pipeline's own target landmarks for a driving track (reference chosen as ``animate`` chooses it), with
+    these :class:`AnimateOptions` limits (``max_turn``, ``max_shift``)."""
+    step = FrameStep(anim, AnimateOptions(**limits))
     faces = iter([(l_ if np.isfinite(l_).all() else None, None) for l_ in track])
     return np.stack([step.target(l_, None) for l_, *_ in step.look_ahead(faces, fps)])
 
@@ -94,7 +97,7 @@ def write_figure(path: Path, anim: Animator, photos: list, driver: tuple[str, np
             print(f"figure: no photo named {name}")
             continue
         anim.set_faces([face], progress=False)
-        free, lim = targets(anim, track, fps, 0.0), targets(anim, track, fps, args.max_turn)
+        free, lim = targets(anim, track, fps, **{f"max_{args.limit}": 0.0}), targets(anim, track, fps)
         for i in args.figure_frames:
             rendered = anim.render(np.stack([free[i], lim[i]]))
             rows.append(np.concatenate([cv2.resize(face.crop, rendered.shape[1:3][::-1]), *rendered], 1))
@@ -109,11 +112,12 @@ def main() -> None:
     ap.add_argument("--turned", type=int, default=10, help="the most turned photos (paintings and portraits)")
     ap.add_argument("--frontal", type=int, default=3, help="the most frontal photos")
     ap.add_argument("--every", type=int, default=8, help="every n-th frame for the stretch and identity figures")
-    ap.add_argument("--max-turn", type=float, default=1.5)
-    ap.add_argument("--figure", help="also write a PNG: --figure-photos driven by the first turning driver, frames "
+    ap.add_argument("--limit", choices=("turn", "shift"), default="turn", help="which limit to switch off and on")
+    ap.add_argument("--figure", help="also write a PNG: --figure-photos driven by --figure-driver, frames "
                                      "--figure-frames, each as the photo's crop | not limited | limited")
     ap.add_argument("--figure-photos", nargs="+", default=["lia__mona_lisa", "aaai22_oneshot__paint"])
     ap.add_argument("--figure-frames", nargs="+", type=int, default=[180, 260])
+    ap.add_argument("--figure-driver", default="liveportrait__d3", help="the driver (file name without suffix)")
     args = ap.parse_args()
     corpus = Path(args.corpus)
 
@@ -147,7 +151,7 @@ def main() -> None:
         for name, t0, face in chosen:
             anim.set_faces([face], progress=False)  # type: ignore[list-item]
             src = face.landmarks  # type: ignore[attr-defined]
-            free, lim = targets(anim, track, fps, 0.0), targets(anim, track, fps, args.max_turn)
+            free, lim = targets(anim, track, fps, **{f"max_{args.limit}": 0.0}), targets(anim, track, fps)
             bound = np.abs(free - lim).max((1, 2)) > 1e-3
             cheek = [np.percentile([cheek_stretch(src, t) for t in x], 95) for x in (free, lim)]
             head = anim.bundle.config.head_ring
@@ -168,7 +172,7 @@ def main() -> None:
                   + (f"{row[5]:.3f} / {row[6]:.3f} | {row[7]:.2f} / {row[8]:.2f}" if ids is not None else "- | -")
                   + f" | {mouth:.4f} (iod {iod:.0f} px)", flush=True)
     if args.figure:
-        write_figure(Path(args.figure), anim, photos, drivers[1], args)
+        write_figure(Path(args.figure), anim, photos, next(d for d in drivers if d[0] == args.figure_driver), args)
     print("\nmeans over the photos (identity columns over the photos where the photo itself gave a descriptor):")
     for dname, rows in summary.items():
         full = np.array([r for r in rows if len(r) == 10])
