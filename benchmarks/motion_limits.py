@@ -39,7 +39,7 @@ from talkinghead.faces.track import track_video
 from talkinghead.faces.warp import tps_grid
 from talkinghead.inference.animate import AnimateOptions, Animator, FrameStep
 from talkinghead.inference.retarget import cheek_stretch
-from talkinghead.inference.source import load_sources
+from talkinghead.inference.source import SourceFace, load_sources
 from talkinghead.io.images import write_image
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
@@ -86,8 +86,8 @@ def identity(anim: Animator, tgt: np.ndarray, photo: np.ndarray) -> np.ndarray:
     return np.array(out)
 
 
-def write_figure(path: Path, anim: Animator, photos: list, driver: tuple[str, np.ndarray, float],
-                 args: argparse.Namespace) -> None:
+def write_figure(path: Path, anim: Animator, photos: list[tuple[str, float, SourceFace]],
+                 driver: tuple[str, np.ndarray, float], args: argparse.Namespace) -> None:
     """Rows: each figure photo at each figure frame; columns: its crop, the frame without and with the limit."""
     _, track, fps = driver
     rows = []
@@ -122,7 +122,7 @@ def main() -> None:
     corpus = Path(args.corpus)
 
     anim = Animator(device="cpu")
-    photos: list[tuple[str, float, object]] = []
+    photos: list[tuple[str, float, SourceFace]] = []
     for path in sorted((corpus / "images/paintings").glob("*")) + sorted((corpus / "images/portraits").glob("*/*")):
         if path.suffix.lower() not in IMAGE_SUFFIXES or path.parent.name.startswith("MULTI"):
             continue
@@ -149,15 +149,15 @@ def main() -> None:
     summary: dict[str, list[list[float]]] = {}
     for dname, track, fps in drivers:
         for name, t0, face in chosen:
-            anim.set_faces([face], progress=False)  # type: ignore[list-item]
-            src = face.landmarks  # type: ignore[attr-defined]
+            anim.set_faces([face], progress=False)
+            src = face.landmarks
             free, lim = targets(anim, track, fps, **{f"max_{args.limit}": 0.0}), targets(anim, track, fps)
             bound = np.abs(free - lim).max((1, 2)) > 1e-3
             cheek = [np.percentile([cheek_stretch(src, t) for t in x], 95) for x in (free, lim)]
             head = anim.bundle.config.head_ring
             stretch = [np.percentile([warp_stretch(t, src, anim.resolution, head) for t in x[:: args.every]], 95)
                        for x in (free, lim)]
-            photo = identity_embedding(face.crop, src)  # type: ignore[attr-defined]
+            photo = identity_embedding(face.crop, src)
             ids = [identity(anim, x[:: args.every], photo) for x in (free, lim)] if photo is not None else None
             iod = np.linalg.norm(src[36:42].mean(0) - src[42:48].mean(0))
             mouth = float(np.abs(mouth_opening(free[bound]) - mouth_opening(lim[bound])).mean()) if bound.any() else 0.0
