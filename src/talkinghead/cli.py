@@ -482,8 +482,7 @@ def _cmd_live(args: argparse.Namespace) -> int:
                          model_file=_model_file(args.model), **credentials)  # type: ignore[arg-type]
         recorder = live.Recorder(args.out, fps, marker) if args.out else None
         options = AnimateOptions(relative=args.relative, max_zoom=args.max_zoom, max_turn=args.max_turn,
-                                 max_shift=args.max_shift,
-                                 paste_back=args.paste_back,
+                                 max_shift=args.max_shift, paste_back=args.paste_back,
                                  max_side=args.max_side, side_by_side=args.side_by_side, output_size=args.size,
                                  full_resolution=not args.no_full_resolution,
                                  driver_mouth=not args.no_driver_mouth, driver_gaze=not args.no_driver_gaze,
