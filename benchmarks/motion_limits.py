@@ -34,7 +34,7 @@ import numpy as np
 from talkinghead.assets import driving_motion
 from talkinghead.errors import TalkingHeadError
 from talkinghead.evaluation.metrics import identity_embedding
-from talkinghead.faces.measures import mouth_opening, turn
+from talkinghead.faces.measures import interocular, mouth_opening, turn
 from talkinghead.faces.track import track_video
 from talkinghead.faces.warp import tps_grid
 from talkinghead.inference.animate import AnimateOptions, Animator, FrameStep
@@ -57,7 +57,7 @@ def warp_stretch(target: np.ndarray, source: np.ndarray, size: int, head: float)
     jac = np.stack([jx, jy], -1)  # (g, g, 2 [source xy], 2 [target xy])
     smallest = np.linalg.svd(jac, compute_uv=False)[..., -1]
     pts = target * g / size
-    iod = float(np.linalg.norm(pts[36:42].mean(0) - pts[42:48].mean(0)))
+    iod = float(interocular(pts))
     mask = np.zeros((g, g), np.uint8)
     cv2.fillConvexPoly(mask, cv2.convexHull(pts.round().astype(np.int32)), 1)
     for part in (pts[48:68], pts[36:42], pts[42:48]):  # a mouth that opens and lids that close stretch by design
@@ -159,7 +159,7 @@ def main() -> None:
                        for x in (free, lim)]
             photo = identity_embedding(face.crop, src)
             ids = [identity(anim, x[:: args.every], photo) for x in (free, lim)] if photo is not None else None
-            iod = np.linalg.norm(src[36:42].mean(0) - src[42:48].mean(0))
+            iod = float(interocular(src))
             mouth = float(np.abs(mouth_opening(free[bound]) - mouth_opening(lim[bound])).mean()) if bound.any() else 0.0
             row = [bound.mean(), *cheek, *stretch]
             if ids is not None:

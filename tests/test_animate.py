@@ -167,13 +167,13 @@ def test_relative_motion_limits_how_far_a_face_turns() -> None:
     unlimited, that cheek would look several times as wide (a 2-D warp stretches it); limited, at most ``max_turn``
     times, turned back no further than needed, with the driver's mouth still opening as much. A turn within the
     limit, and a head that moves and tilts without turning, are transferred exactly as before."""
-    from talkinghead.faces.measures import mouth_opening, turn
+    from talkinghead.faces.measures import interocular, mouth_opening, turn
     from talkinghead.inference.retarget import MAX_TURN, cheek_stretch
 
     front = detect_landmarks(astronaut())
     assert 0.4 < float(turn(front)) < 0.6
     features = np.arange(17, 68)  # brows, nose, eyes, mouth: a turn moves them sideways against the jaw line
-    iod = float(np.linalg.norm(front[36:42].mean(0) - front[42:48].mean(0)))
+    iod = float(interocular(front))
 
     def turned(shift: float) -> np.ndarray:
         out = front.copy()

@@ -1,8 +1,8 @@
 #!/bin/bash
-# Call 1 of a GPU session (see scripts/device/README.md): keep the carried FaceNet copy and the shipped model on the
-# machine for call 2 and check that talkinghead's training imports there. With FULL=1 it also times the shipped
-# generator on the GPU (benchmarks/render_speed.py; SPEED=0 skips it) and smoke-tests 30 training steps on the mini dataset (its
-# arguments go to `talkinghead train`, as train.sh's do).
+# Call 1 of a GPU session (see scripts/device/README.md): keep the carried FaceNet copy and the model to start from
+# on the machine for call 2 and check that talkinghead's training imports there. With FULL=1 it also times that
+# model on the GPU (benchmarks/render_speed.py; SPEED=0 skips it) and smoke-tests 30 training steps on the mini
+# dataset (its arguments go to `talkinghead train`, as train.sh's do).
 set -u
 export PYTHONPATH=$PWD/src:$PWD/scripts/device PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
